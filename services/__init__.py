@@ -1,0 +1,1 @@
+"""riskdesk services: the gateway and the domain services behind it."""

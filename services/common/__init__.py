@@ -1,0 +1,1 @@
+"""The small, domain-free kernel every service shares (settings, database, errors, identity, outbox)."""

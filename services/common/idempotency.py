@@ -1,0 +1,107 @@
+"""`Idempotency-Key` for POST: a retried request gets the first response, never a second effect.
+
+The stored response is written in the same transaction as the effect, so a crash leaves either
+both or neither. Reusing a key for a different request (another body or path) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.common.db import UTCDateTime, utcnow
+from services.common.errors import ValidationFailed
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 200
+
+
+class IdempotencyKeyMixin:
+    """Columns of a service's `idempotency_key` table: one stored response per (caller, key)."""
+
+    __tablename__ = "idempotency_key"
+
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The response first given for an idempotency key."""
+
+    status_code: int
+    body: Any
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """A stable hash of what a request asks for (method, path and canonical JSON body)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def validate_key(key: str) -> str:
+    """Refuse empty, overlong or non-printable keys with a field error."""
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            errors=[{"field": f"header.{IDEMPOTENCY_HEADER}", "message": "invalid", "code": "invalid"}],
+        )
+    return key
+
+
+async def find_stored(
+    session: AsyncSession,
+    model: type[IdempotencyKeyMixin],
+    *,
+    subject: str,
+    key: str,
+    request_fingerprint: str,
+) -> StoredResponse | None:
+    """The response stored for this caller's key, or None; a key reused for another request is 422."""
+    row = (
+        await session.execute(select(model).where(model.subject == subject, model.key == key))
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.fingerprint != request_fingerprint:
+        error = ValidationFailed(
+            f"This {IDEMPOTENCY_HEADER} was already used for a different request.",
+            errors=[{"field": f"header.{IDEMPOTENCY_HEADER}", "message": "reused", "code": "reused"}],
+        )
+        error.slug = "idempotency-key-reused"
+        raise error
+    return StoredResponse(status_code=row.status_code, body=row.response_body)
+
+
+def store_response(
+    session: AsyncSession,
+    model: type[IdempotencyKeyMixin],
+    *,
+    subject: str,
+    key: str,
+    request_fingerprint: str,
+    status_code: int,
+    body: Any,
+) -> None:
+    """Remember the response in the caller's transaction (commit it with the effect)."""
+    session.add(
+        model(
+            subject=subject,
+            key=key,
+            fingerprint=request_fingerprint,
+            status_code=status_code,
+            response_body=body,
+            created_at=utcnow(),
+        )
+    )

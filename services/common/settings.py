@@ -1,0 +1,90 @@
+"""Settings for every riskdesk process, read from `RISKDESK_*` environment variables.
+
+One settings class serves every service: a process knows which service it is and picks its own
+database URL (`RISKDESK_<SERVICE>_DATABASE_URL`, else the shared `RISKDESK_DATABASE_URL`, else a
+SQLite file of its own under the data directory).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES = ("gateway", "intake", "escalation", "sop")
+ServiceName = Literal["gateway", "intake", "escalation", "sop"]
+
+# The development secret is public on purpose: it only works where `environment` is development.
+DEV_IDENTITY_SECRET = "riskdesk-development-only-identity-secret"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration; every field is overridable with `RISKDESK_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKDESK_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".riskdesk")
+    database_url: str | None = Field(
+        default=None,
+        description="Shared database URL; on PostgreSQL each service uses its own schema.",
+    )
+    identity_secret: str = DEV_IDENTITY_SECRET
+    identity_ttl_seconds: int = Field(default=300, ge=5)
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "riskdesk"
+
+    host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    intake_port: int = 8001
+    escalation_port: int = 8002
+    sop_port: int = 8003
+    temporal_ui_port: int = 8233
+
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=100, ge=1)
+    outbox_max_backoff_seconds: float = Field(default=30.0, gt=0)
+
+    service_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_production(self) -> Self:
+        if self.environment == "production" and self.identity_secret == DEV_IDENTITY_SECRET:
+            raise ValueError("RISKDESK_IDENTITY_SECRET must be set to a real secret in production")
+        if self.environment == "production" and len(self.identity_secret) < 32:
+            raise ValueError("RISKDESK_IDENTITY_SECRET must be at least 32 characters in production")
+        return self
+
+    def port_of(self, service: ServiceName) -> int:
+        """The port a service listens on."""
+        port: int = getattr(self, f"{service}_port")
+        return port
+
+    def url_of(self, service: ServiceName) -> str:
+        """The base URL another process uses to reach a service."""
+        override = os.environ.get(f"RISKDESK_{service.upper()}_URL")
+        return override or f"http://{self.host}:{self.port_of(service)}"
+
+    def database_url_of(self, service: ServiceName) -> str:
+        """The database URL of one service (its own override, the shared URL, or its own SQLite file)."""
+        override = os.environ.get(f"RISKDESK_{service.upper()}_DATABASE_URL")
+        if override:
+            return override
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

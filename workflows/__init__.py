@@ -1,0 +1,1 @@
+"""Every clock and long wait of riskdesk, as Temporal workflows with their activities."""
