@@ -1,1 +1,1 @@
-"""Operator tooling: the `riskdesk` command, the local stack launcher and the Temporal dev server."""
+"""Operator tooling: the `riskdesk` command, the stack launcher and the Temporal dev server."""

@@ -35,7 +35,7 @@ def dev_server_command(
     db_file: Path | None,
     namespace: str = "default",
 ) -> list[str]:
-    """The command line of a dev server; `db_file=None` keeps state in memory, `ui_port=None` no UI."""
+    """A dev server command line; `db_file=None` keeps state in memory, `ui_port=None` no UI."""
     command = [
         temporal_binary(),
         "server",
@@ -78,12 +78,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until host:port accepts connections; raise if the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before listening on {port}")
+            raise RuntimeError(
+                f"process exited with code {process.returncode} before listening on {port}"
+            )
         if not port_is_free(host, port):
             return
         time.sleep(0.1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.engine import make_url
 from riskdesk.temporal_server import dev_server_command, free_port, wait_for_port
 from services.common.identity import Identity, Role, sign_identity
 from services.common.settings import Settings
+from services.common.temporal import connect_temporal
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if TEST_DATABASE_URL else [])]
@@ -37,6 +39,7 @@ def temporal_address() -> Iterator[str]:
     )
     try:
         wait_for_port("127.0.0.1", port, timeout=60, process=process)
+        asyncio.run(_wait_until_temporal_serves(f"127.0.0.1:{port}", within_seconds=60))
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -45,6 +48,20 @@ def temporal_address() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+async def _wait_until_temporal_serves(address: str, *, within_seconds: float) -> None:
+    # The port opens before the frontend is healthy ("Frontend is not healthy yet"): a test that
+    # connects at once would fail, so wait until a client connects.
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            await connect_temporal(address, "default")
+            return
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:
@@ -70,8 +87,10 @@ def postgres_url() -> Iterator[str]:
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(TEST_DATABASE_URL).set(drivername="postgresql+asyncpg", database=name).render_as_string(
-            hide_password=False
+        yield (
+            make_url(TEST_DATABASE_URL)
+            .set(drivername="postgresql+asyncpg", database=name)
+            .render_as_string(hide_password=False)
         )
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -120,7 +139,9 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 def identity_headers(settings: Settings) -> Callable[..., dict[str, str]]:
     """Headers carrying a signed identity, as the gateway would send them to a service."""
 
-    def factory(*, team: str = "buyer-risk", role: Role = Role.PARTNER, subject: str | None = None) -> dict[str, str]:
+    def factory(
+        *, team: str = "buyer-risk", role: Role = Role.PARTNER, subject: str | None = None
+    ) -> dict[str, str]:
         identity = Identity(subject=subject or f"key-{team}-{role}", team=team, role=role)
         token = sign_identity(identity, secret=settings.identity_secret, ttl_seconds=120)
         return {"X-Riskdesk-Identity": token}
@@ -132,5 +153,3 @@ def identity_headers(settings: Settings) -> Callable[..., dict[str, str]]:
 def unique_team() -> str:
     """A team name no other test uses (PostgreSQL tables are shared across a session)."""
     return f"team-{uuid.uuid4().hex[:8]}"
-
-

@@ -114,7 +114,9 @@ class GatewayTimeout(DomainError):
 def problem_response(error: DomainError, request: Request | None = None) -> JSONResponse:
     """Render a DomainError as a problem+json response."""
     instance = request.url.path if request is not None else None
-    headers = {"Retry-After": str(error.extra["retry_after"])} if "retry_after" in error.extra else None
+    headers = (
+        {"Retry-After": str(error.extra["retry_after"])} if "retry_after" in error.extra else None
+    )
     return JSONResponse(
         error.to_problem(instance),
         status_code=error.status,
@@ -127,7 +129,9 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
         loc = [str(part) for part in err.get("loc", ())]
-        errors.append({"field": ".".join(loc), "message": err.get("msg", ""), "code": err.get("type", "")})
+        errors.append(
+            {"field": ".".join(loc), "message": err.get("msg", ""), "code": err.get("type", "")}
+        )
     return errors
 
 
@@ -143,7 +147,9 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         return problem_response(
             BadRequest("The request body is not valid JSON.", errors=errors), request
         )
-    return problem_response(ValidationFailed("The request has invalid fields.", errors=errors), request)
+    return problem_response(
+        ValidationFailed("The request has invalid fields.", errors=errors), request
+    )
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -55,7 +55,9 @@ def validate_key(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(
             f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
-            errors=[{"field": f"header.{IDEMPOTENCY_HEADER}", "message": "invalid", "code": "invalid"}],
+            errors=[
+                {"field": f"header.{IDEMPOTENCY_HEADER}", "message": "invalid", "code": "invalid"}
+            ],
         )
     return key
 
@@ -77,7 +79,9 @@ async def find_stored(
     if row.fingerprint != request_fingerprint:
         error = ValidationFailed(
             f"This {IDEMPOTENCY_HEADER} was already used for a different request.",
-            errors=[{"field": f"header.{IDEMPOTENCY_HEADER}", "message": "reused", "code": "reused"}],
+            errors=[
+                {"field": f"header.{IDEMPOTENCY_HEADER}", "message": "reused", "code": "reused"}
+            ],
         )
         error.slug = "idempotency-key-reused"
         raise error
@@ -95,13 +99,11 @@ def store_response(
     body: Any,
 ) -> None:
     """Remember the response in the caller's transaction (commit it with the effect)."""
-    session.add(
-        model(
-            subject=subject,
-            key=key,
-            fingerprint=request_fingerprint,
-            status_code=status_code,
-            response_body=body,
-            created_at=utcnow(),
-        )
-    )
+    row = model()  # mixins carry no typed __init__; the mapped subclass accepts attributes
+    row.subject = subject
+    row.key = key
+    row.fingerprint = request_fingerprint
+    row.status_code = status_code
+    row.response_body = body
+    row.created_at = utcnow()
+    session.add(row)

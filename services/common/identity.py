@@ -66,10 +66,16 @@ def _signature(secret: str, message: str) -> str:
     return _b64(hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest())
 
 
-def sign_identity(identity: Identity, *, secret: str, ttl_seconds: int, now: float | None = None) -> str:
+def sign_identity(
+    identity: Identity, *, secret: str, ttl_seconds: int, now: float | None = None
+) -> str:
     """A token carrying `identity` that expires after `ttl_seconds`."""
     issued = time.time() if now is None else now
-    claims: dict[str, Any] = {**asdict(identity), "role": str(identity.role), "exp": int(issued + ttl_seconds)}
+    claims: dict[str, Any] = {
+        **asdict(identity),
+        "role": str(identity.role),
+        "exp": int(issued + ttl_seconds),
+    }
     body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     message = f"{_VERSION}.{body}"
     return f"{message}.{_signature(secret, message)}"
@@ -78,7 +84,9 @@ def sign_identity(identity: Identity, *, secret: str, ttl_seconds: int, now: flo
 def verify_identity(token: str | None, *, secret: str, now: float | None = None) -> Identity:
     """The identity inside a valid token; raises Unauthorized for a missing, forged or expired one."""
     if not token:
-        raise Unauthorized("This service accepts only calls through the gateway (identity token missing).")
+        raise Unauthorized(
+            "This service accepts only calls through the gateway (identity token missing)."
+        )
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != _VERSION:
         raise Unauthorized("The identity token is malformed.")
@@ -88,7 +96,9 @@ def verify_identity(token: str | None, *, secret: str, now: float | None = None)
     try:
         claims = json.loads(_unb64(parts[1]))
         expires = int(claims["exp"])
-        identity = Identity(subject=str(claims["subject"]), team=str(claims["team"]), role=Role(claims["role"]))
+        identity = Identity(
+            subject=str(claims["subject"]), team=str(claims["team"]), role=Role(claims["role"])
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise Unauthorized("The identity token's claims are invalid.") from exc
     if expires < (time.time() if now is None else now):

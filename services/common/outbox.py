@@ -11,6 +11,7 @@ workflows still ignore a repeated event id, which makes any redelivery harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,15 +19,18 @@ from typing import Any
 
 import structlog
 from pydantic_core import to_jsonable_python
-from sqlalchemy import JSON, Index, Integer, String, Text, event, func, select
+from sqlalchemy import JSON, Index, Integer, String, Text, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from services.common.db import UTCDateTime, utcnow
 from services.common.logging import current_request_id
 from services.common.temporal import TemporalConnector
 
 log = structlog.get_logger(__name__)
+
+# Marks a session that enqueued something, so only those commits wake the dispatcher.
+_ENQUEUED = "riskdesk.outbox.enqueued"
 
 
 class OutboxMixin:
@@ -58,8 +62,8 @@ class OutboxMixin:
                 "ix_outbox_event_pending",
                 "next_attempt_at",
                 "seq",
-                postgresql_where="dispatched_at IS NULL",
-                sqlite_where="dispatched_at IS NULL",
+                postgresql_where=text("dispatched_at IS NULL"),
+                sqlite_where=text("dispatched_at IS NULL"),
             ),
         )
 
@@ -78,21 +82,19 @@ def enqueue_signal(
 ) -> str:
     """Add a signal-with-start to the session's transaction; returns the event id."""
     event_id = event_id or str(uuid.uuid4())
-    session.add(
-        model(
-            event_id=event_id,
-            workflow_id=workflow_id,
-            workflow_type=workflow_type,
-            task_queue=task_queue,
-            start_args=[to_jsonable_python(start_arg)],
-            signal_name=signal_name,
-            signal_args=[to_jsonable_python(signal_arg)],
-            request_id=current_request_id(),
-            created_at=utcnow(),
-            next_attempt_at=utcnow(),
-            attempts=0,
-        )
-    )
+    session.info[_ENQUEUED] = True
+    row = model()  # mixins carry no typed __init__; the mapped subclass accepts attributes
+    row.event_id = event_id
+    row.workflow_id = workflow_id
+    row.workflow_type = workflow_type
+    row.task_queue = task_queue
+    row.start_args = [to_jsonable_python(start_arg)]
+    row.signal_name = signal_name
+    row.signal_args = [to_jsonable_python(signal_arg)]
+    row.request_id = current_request_id()
+    row.created_at = row.next_attempt_at = utcnow()
+    row.attempts = 0
+    session.add(row)
     return event_id
 
 
@@ -108,7 +110,9 @@ async def outbox_backlog(session: AsyncSession, model: type[OutboxMixin]) -> Out
     """Count pending rows and the age of the oldest (for /readyz and metrics)."""
     pending_filter = model.dispatched_at.is_(None)
     count, oldest = (
-        await session.execute(select(func.count(), func.min(model.created_at)).where(pending_filter))
+        await session.execute(
+            select(func.count(), func.min(model.created_at)).where(pending_filter)
+        )
     ).one()
     age = None
     if oldest is not None:
@@ -138,10 +142,12 @@ class OutboxDispatcher:
         self.max_backoff_seconds = max_backoff_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        event.listen(sessionmaker, "after_commit", self._on_commit)
+        self._session_class: type[Session] = sessionmaker.kw.get("sync_session_class", Session)
+        event.listen(self._session_class, "after_commit", self._on_commit)
 
-    def _on_commit(self, _session: Any) -> None:
-        self._wake.set()
+    def _on_commit(self, session: Session) -> None:
+        if session.info.pop(_ENQUEUED, False):
+            self._wake.set()
 
     def wake(self) -> None:
         """Deliver soon instead of at the next poll (called after a commit that enqueued)."""
@@ -154,13 +160,12 @@ class OutboxDispatcher:
 
     async def stop(self) -> None:
         """Stop the loop; rows not yet delivered wait for the next start."""
-        event.remove(self.sessionmaker, "after_commit", self._on_commit)
+        if event.contains(self._session_class, "after_commit", self._on_commit):
+            event.remove(self._session_class, "after_commit", self._on_commit)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -174,10 +179,8 @@ class OutboxDispatcher:
                 delivered = 0
             if delivered >= self.batch_size:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def drain_once(self) -> int:
@@ -202,7 +205,7 @@ class OutboxDispatcher:
                     self._defer(row, f"temporal unreachable: {exc!r}")
                 log.warning("outbox_temporal_unreachable", pending=len(rows), error=repr(exc))
                 return 0
-            blocked: set[str] = set()
+            blocked = await self._workflows_with_earlier_pending(session, rows)
             delivered = 0
             for row in rows:
                 # A workflow's events must arrive in order: once one fails, its later ones wait.
@@ -235,6 +238,25 @@ class OutboxDispatcher:
                 delivered += 1
             structlog.contextvars.unbind_contextvars("request_id")
             return delivered
+
+    async def _workflows_with_earlier_pending(
+        self, session: AsyncSession, rows: list[OutboxMixin]
+    ) -> set[str]:
+        """Workflows whose older events are still pending outside this batch.
+
+        Such an event is either backing off after a failure or claimed by another replica; sending
+        a later event first would break per-workflow order, so the later ones wait.
+        """
+        model = self.model
+        first_claimed: dict[str, int] = {}
+        for row in rows:
+            first_claimed.setdefault(row.workflow_id, row.seq)
+        earliest = await session.execute(
+            select(model.workflow_id, func.min(model.seq))
+            .where(model.dispatched_at.is_(None), model.workflow_id.in_(first_claimed))
+            .group_by(model.workflow_id)
+        )
+        return {wf for wf, seq in earliest.all() if seq < first_claimed[wf]}
 
     def _defer(self, row: OutboxMixin, error: str) -> None:
         row.attempts += 1

@@ -31,7 +31,11 @@ class Page(BaseModel, Generic[ItemT]):
 
 def encode_cursor(key: dict[str, Any]) -> str:
     """An opaque cursor for a sort key."""
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+    return (
+        base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode())
+        .decode()
+        .rstrip("=")
+    )
 
 
 def decode_cursor(cursor: str, *, required: tuple[str, ...]) -> dict[str, Any]:

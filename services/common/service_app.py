@@ -56,7 +56,11 @@ class IdentityMiddleware:
             await self.app(scope, receive, send)
             return
         token = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == IDENTITY_HEADER.lower().encode()),
+            (
+                v.decode("latin-1")
+                for k, v in scope["headers"]
+                if k == IDENTITY_HEADER.lower().encode()
+            ),
             None,
         )
         try:
@@ -161,7 +165,10 @@ def create_service_app(
         Temporal being down does not make a service unready: writes still succeed and their
         events wait in the outbox.
         """
-        detail: dict[str, Any] = {"service": service, "temporal_connected": runtime.temporal.connected}
+        detail: dict[str, Any] = {
+            "service": service,
+            "temporal_connected": runtime.temporal.connected,
+        }
         try:
             async with runtime.sessionmaker() as session:
                 await session.execute(text("SELECT 1"))

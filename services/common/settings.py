@@ -15,8 +15,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICE_NAMES = ("gateway", "intake", "escalation", "sop")
 ServiceName = Literal["gateway", "intake", "escalation", "sop"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("gateway", "intake", "escalation", "sop")
 
 # The development secret is public on purpose: it only works where `environment` is development.
 DEV_IDENTITY_SECRET = "riskdesk-development-only-identity-secret"  # noqa: S105
@@ -53,6 +53,16 @@ class Settings(BaseSettings):
 
     service_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    rate_limit: str = Field(
+        default="600/minute",
+        description="Requests allowed per API key and gateway replica (the `limits` notation).",
+    )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a gateway replica trusts a verified key before re-reading it "
+        "(bounds how late another replica sees a revocation; 0 disables the cache).",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -61,7 +71,9 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.identity_secret == DEV_IDENTITY_SECRET:
             raise ValueError("RISKDESK_IDENTITY_SECRET must be set to a real secret in production")
         if self.environment == "production" and len(self.identity_secret) < 32:
-            raise ValueError("RISKDESK_IDENTITY_SECRET must be at least 32 characters in production")
+            raise ValueError(
+                "RISKDESK_IDENTITY_SECRET must be at least 32 characters in production"
+            )
         return self
 
     def port_of(self, service: ServiceName) -> int:

@@ -14,7 +14,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 async def connect_temporal(address: str, namespace: str) -> Client:
     """Connect to Temporal with the data converter every riskdesk process uses."""
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )
 
 
 class TemporalConnector:

@@ -24,7 +24,9 @@ def test_wrong_secret_is_refused() -> None:
 
 def test_tampered_claims_are_refused() -> None:
     token = sign_identity(ALICE, secret=SECRET, ttl_seconds=60)
-    admin = sign_identity(Identity("key-1", "buyer-risk", Role.ADMIN), secret=SECRET, ttl_seconds=60)
+    admin = sign_identity(
+        Identity("key-1", "buyer-risk", Role.ADMIN), secret=SECRET, ttl_seconds=60
+    )
     forged = ".".join([token.split(".")[0], admin.split(".")[1], token.split(".")[2]])
     with pytest.raises(Unauthorized, match="signature"):
         verify_identity(forged, secret=SECRET)
@@ -48,4 +50,5 @@ def test_partner_sees_only_own_team() -> None:
     assert not ALICE.can_see_team("ml")
     analyst = Identity("key-2", "risk-mining", Role.ANALYST)
     assert analyst.can_see_team("ml")
-    assert analyst.is_staff and not ALICE.is_staff
+    assert analyst.is_staff
+    assert not ALICE.is_staff
