@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench lock clean
+.PHONY: run test lint typecheck pytest e2e bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Only the end-to-end test (it launches the stack as `riskdesk up` does).
+e2e: $(STAMP)
+	$(BIN)/pytest -q -m e2e $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

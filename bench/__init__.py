@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`, `python -m bench [NAME ...]`): results in bench/results/<name>.json."""

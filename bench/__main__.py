@@ -1,0 +1,89 @@
+"""Run benchmarks and write one JSON result per benchmark to bench/results/<name>.json.
+
+A skeleton: the identity token (signed and verified on every forwarded call) is measured here;
+later issues add the gateway's forwarding path, intake writes and list queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from services.common.identity import Identity, Role, sign_identity, verify_identity
+
+RESULTS = Path(__file__).parent / "results"
+SECRET = "bench-secret-" + "x" * 32
+
+
+def _measure(operation: Callable[[], object], *, seconds: float) -> dict[str, Any]:
+    """Run `operation` in batches for about `seconds`: throughput and latency percentiles."""
+    samples: list[float] = []
+    calls = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        for _ in range(100):
+            operation()
+        samples.append((time.perf_counter() - started) / 100)
+        calls += 100
+    quantiles = statistics.quantiles(samples, n=100)
+    total = sum(samples) * 100
+    return {
+        "calls": calls,
+        "ops_per_second": round(calls / total),
+        "p50_us": round(quantiles[49] * 1e6, 2),
+        "p99_us": round(quantiles[98] * 1e6, 2),
+    }
+
+
+def bench_identity_token(seconds: float) -> dict[str, Any]:
+    """Sign and verify the internal identity token (done once per forwarded request each)."""
+    identity = Identity(subject="key-bench", team="buyer-risk", role=Role.PARTNER)
+    token = sign_identity(identity, secret=SECRET, ttl_seconds=300)
+    return {
+        "sign": _measure(
+            lambda: sign_identity(identity, secret=SECRET, ttl_seconds=300), seconds=seconds
+        ),
+        "verify": _measure(lambda: verify_identity(token, secret=SECRET), seconds=seconds),
+    }
+
+
+BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
+    "identity_token": bench_identity_token,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the named benchmarks (all by default) and write their results."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
+    RESULTS.mkdir(exist_ok=True)
+    for name in args.names or list(BENCHMARKS):
+        result = {
+            "benchmark": name,
+            "measured_at": datetime.now(UTC).isoformat(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "results": BENCHMARKS[name](args.seconds),
+        }
+        path = RESULTS / f"{name}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{name}: {json.dumps(result['results'])} -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

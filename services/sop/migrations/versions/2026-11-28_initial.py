@@ -1,0 +1,65 @@
+"""Initial sop schema: the shared outbox_event and idempotency_key tables.
+
+Revision ID: sop_0001
+Revises:
+Create Date: 2026-11-28
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from services.common.db import UTCDateTime
+
+revision: str = "sop_0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "outbox_event",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("workflow_id", sa.String(length=200), nullable=False),
+        sa.Column("workflow_type", sa.String(length=200), nullable=False),
+        sa.Column("task_queue", sa.String(length=200), nullable=False),
+        sa.Column("start_args", sa.JSON(), nullable=False),
+        sa.Column("signal_name", sa.String(length=200), nullable=False),
+        sa.Column("signal_args", sa.JSON(), nullable=False),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("dispatched_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox_event")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_event_id")),
+    )
+    # Only pending rows are ever scanned; the partial index keeps that scan small forever.
+    op.create_index(
+        "ix_outbox_event_pending",
+        "outbox_event",
+        ["next_attempt_at", "seq"],
+        unique=False,
+        postgresql_where=sa.text("dispatched_at IS NULL"),
+        sqlite_where=sa.text("dispatched_at IS NULL"),
+    )
+    op.create_table(
+        "idempotency_key",
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("response_body", sa.JSON(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("subject", "key", name=op.f("pk_idempotency_key")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("idempotency_key")
+    op.drop_index("ix_outbox_event_pending", table_name="outbox_event")
+    op.drop_table("outbox_event")
