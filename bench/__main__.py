@@ -13,10 +13,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.common import business_time
+from services.common.business_time import Calendar
 from services.common.identity import Identity, Role, sign_identity, verify_identity
 
 RESULTS = Path(__file__).parent / "results"
@@ -56,8 +58,37 @@ def bench_identity_token(seconds: float) -> dict[str, Any]:
     }
 
 
+def bench_business_time(seconds: float) -> dict[str, Any]:
+    """Deadline 30 business days ahead, and elapsed over the same span, on the India calendar.
+
+    India's calendar has weekly hours and public holidays, the slowest kind; 24x7 is cheaper.
+    """
+    weekdays = {day: [["09:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    india = Calendar.from_spec(
+        {"timezone": "Asia/Kolkata", "hours": weekdays, "holidays": {"country": "IN"}}
+    )
+    start = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    thirty_days = timedelta(hours=9 * 30)
+    deadline = business_time.add(india, start, thirty_days)
+    pauses = [
+        (start + timedelta(days=d), start + timedelta(days=d, hours=3)) for d in range(1, 20, 2)
+    ]
+    return {
+        "add_30_business_days": _measure(
+            lambda: business_time.add(india, start, thirty_days), seconds=seconds
+        ),
+        "add_30_business_days_10_pauses": _measure(
+            lambda: business_time.add(india, start, thirty_days, pauses), seconds=seconds
+        ),
+        "elapsed_30_business_days": _measure(
+            lambda: business_time.elapsed(india, start, deadline), seconds=seconds
+        ),
+    }
+
+
 BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "identity_token": bench_identity_token,
+    "business_time": bench_business_time,
 }
 
 
