@@ -1,0 +1,105 @@
+"""The gateway's FastAPI app: its own endpoints first, then the catch-all that forwards the rest."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from services.common.db import make_engine, make_sessionmaker
+from services.common.errors import Unauthorized, install_problem_handlers, problem_response
+from services.common.logging import RequestIdMiddleware, configure_logging
+from services.common.settings import Settings, get_settings
+from services.gateway.auth import KeyAuthenticator, parse_rate_limit
+from services.gateway.health import router as health_router
+from services.gateway.keys.api import router as keys_router
+from services.gateway.openapi import OpenApiAggregator
+from services.gateway.proxy import FORWARDED_METHODS, forward, make_http_client
+from services.gateway.routing import UPSTREAM_SERVICES
+from services.gateway.runtime import GatewayRuntime, get_runtime
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """\
+The public API of riskdesk: partner requests, escalations, SOPs, detection rules and MOs, plus the
+gateway's own keys and health. Authenticate with `Authorization: Bearer <api key>`. Every error
+is an RFC 9457 `application/problem+json` document.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway app; `settings` defaults to the process settings."""
+    resolved = settings or get_settings()
+    parse_rate_limit(resolved.rate_limit)  # a bad limit fails here, not on the first call
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(service="gateway", level=resolved.log_level, json=resolved.log_json)
+        engine = make_engine(resolved.database_url_of("gateway"), schema="gateway")
+        sessionmaker = make_sessionmaker(engine)
+        http = make_http_client(resolved)
+        upstreams = {service: resolved.url_of(service).rstrip("/") for service in UPSTREAM_SERVICES}
+        app.state.runtime = GatewayRuntime(
+            settings=resolved,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            http=http,
+            upstreams=upstreams,
+            authenticator=KeyAuthenticator(sessionmaker=sessionmaker, settings=resolved),
+            openapi=OpenApiAggregator(
+                http=http, upstreams=upstreams, settings=resolved, own_spec=app.openapi
+            ),
+        )
+        log.info("service_started", service="gateway", upstreams=upstreams)
+        try:
+            yield
+        finally:
+            await http.aclose()
+            await engine.dispose()
+            log.info("service_stopped", service="gateway")
+
+    app = FastAPI(
+        title="riskdesk API",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+        # Served below from the aggregated document instead of the gateway's routes alone.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        # A redirect to a path the catch-all then refuses helps nobody: unknown paths are 404s.
+        redirect_slashes=False,
+    )
+    install_problem_handlers(app)
+    app.add_exception_handler(Unauthorized, _on_unauthorized)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router)
+    app.include_router(keys_router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        """The OpenAPI document of the whole public API (partial while a service is down)."""
+        return JSONResponse(await get_runtime(request).openapi.document())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI on the aggregated document."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="riskdesk API")
+
+    # Last, so every route of the gateway's own wins; anything else under /api/v1 is forwarded.
+    app.router.add_route(
+        "/api/v1/{path:path}", forward, methods=FORWARDED_METHODS, include_in_schema=False
+    )
+    return app
+
+
+async def _on_unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unauthorized)
+    response = problem_response(exc, request)
+    # RFC 6750: a 401 says which scheme would work.
+    response.headers["WWW-Authenticate"] = 'Bearer realm="riskdesk"'
+    return response

@@ -1,0 +1,1 @@
+"""API keys: how partner teams and staff authenticate to the gateway."""
