@@ -1,0 +1,1 @@
+"""The intake service: partner requests, their state machine and their audit events."""

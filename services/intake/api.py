@@ -1,0 +1,183 @@
+"""HTTP routes of the intake service (the gateway forwards `/api/v1/requests...` here unchanged)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from services.common.errors import PROBLEM_RESPONSES, Problem
+from services.common.idempotency import IDEMPOTENCY_HEADER
+from services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from services.common.service_app import CurrentCaller, RuntimeDep, SessionDep
+from services.intake import service
+from services.intake.domain import Priority, RequestStatus, RequestType
+from services.intake.schemas import (
+    MAX_ID,
+    PRINTABLE_PATTERN,
+    TAG_PATTERN,
+    RequestCreate,
+    RequestEventPage,
+    RequestPage,
+    RequestRead,
+    TransitionCreate,
+)
+
+router = APIRouter(prefix=service.REQUESTS_PATH, tags=["requests"])
+
+RequestIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The request's id")]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        description=(
+            "Retrying with the same key and body returns the first response, with no second effect."
+        ),
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+]
+CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": Problem,
+        "description": "Not allowed in the current state (`allowed_actions` lists what is)",
+    }
+}
+
+
+def _write_response(outcome: service.Outcome, *, location: str | None = None) -> JSONResponse:
+    headers = {"Location": location} if location else {}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=RequestRead,
+    responses=PROBLEM_RESPONSES,
+    summary="File a request",
+)
+async def file_request(
+    body: RequestCreate,
+    session: SessionDep,
+    caller: CurrentCaller,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """File a request. A partner files for its own team (`team` may be omitted); staff must name
+    the team. Returns 201 with `Location`; honours `Idempotency-Key`."""
+    outcome = await service.create_request(
+        session,
+        caller=caller,
+        data=body,
+        task_queue=runtime.settings.task_queue,
+        idempotency_key=idempotency_key,
+    )
+    return _write_response(outcome, location=service.request_path(int(outcome.body["id"])))
+
+
+@router.get("", response_model=RequestPage, responses=PROBLEM_RESPONSES, summary="List requests")
+async def list_requests(
+    session: SessionDep,
+    caller: CurrentCaller,
+    status: Annotated[list[RequestStatus] | None, Query(description="Repeatable")] = None,
+    request_type: RequestType | None = None,
+    team: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            pattern=PRINTABLE_PATTERN,
+            description="Staff only; partners see their own team",
+        ),
+    ] = None,
+    priority: Annotated[list[Priority] | None, Query(description="Repeatable")] = None,
+    assignee: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE_PATTERN)] = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+    tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> RequestPage:
+    """Requests matching every given filter, newest first, one page at a time (pass `next_cursor`
+    back as `cursor`). A partner only ever sees its own team's requests."""
+    filters = service.RequestFilters(
+        statuses=status or (),
+        request_type=request_type,
+        team=team,
+        priorities=priority or (),
+        assignee=assignee,
+        created_after=created_after,
+        created_before=created_before,
+        tag=tag,
+    )
+    return await service.list_requests(
+        session, caller=caller, filters=filters, cursor=cursor, limit=limit
+    )
+
+
+@router.get(
+    "/{request_id}",
+    response_model=RequestRead,
+    responses=PROBLEM_RESPONSES,
+    summary="Read a request",
+)
+async def read_request(
+    request_id: RequestIdPath, session: SessionDep, caller: CurrentCaller
+) -> RequestRead:
+    """One request; 404 if it does not exist or belongs to another team (for a partner)."""
+    request = await service.get_request(session, caller=caller, request_id=request_id)
+    return service.to_read(request)
+
+
+@router.post(
+    "/{request_id}/transitions",
+    response_model=RequestRead,
+    responses={**PROBLEM_RESPONSES, **CONFLICT_RESPONSE},
+    summary="Move a request through its life",
+)
+async def transition_request(
+    request_id: RequestIdPath,
+    body: TransitionCreate,
+    session: SessionDep,
+    caller: CurrentCaller,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Apply an action: triage, start, request_info, provide_info, resolve, reopen, close, reject
+    (needs `reason`) or mark_duplicate (needs `duplicate_of`). 409 if the state does not allow it
+    (the problem lists the caller's `allowed_actions`), or if another change won a race; 403 if the
+    caller's role may never take the action. Returns the updated request."""
+    outcome = await service.transition_request(
+        session,
+        caller=caller,
+        request_id=request_id,
+        data=body,
+        task_queue=runtime.settings.task_queue,
+        idempotency_key=idempotency_key,
+    )
+    return _write_response(outcome)
+
+
+@router.get(
+    "/{request_id}/events",
+    response_model=RequestEventPage,
+    responses=PROBLEM_RESPONSES,
+    summary="A request's audit trail",
+)
+async def list_request_events(
+    request_id: RequestIdPath,
+    session: SessionDep,
+    caller: CurrentCaller,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> RequestEventPage:
+    """Every change of a request (created, each transition), oldest first, one page at a time."""
+    return await service.list_events(
+        session, caller=caller, request_id=request_id, cursor=cursor, limit=limit
+    )
