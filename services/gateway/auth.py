@@ -31,7 +31,7 @@ from services.common.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
-from services.common.identity import Identity, Role, sign_identity
+from services.common.identity import IDENTITY_HEADER, Identity, Role, sign_identity, verify_identity
 from services.common.settings import Settings
 from services.gateway.keys.models import ApiKey
 from services.gateway.keys.service import get_key, needs_last_used_stamp, parse_key, verify_key
@@ -236,3 +236,22 @@ def require_role(*roles: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
 
 
 AdminKey = Annotated[ApiKey, Depends(require_role(Role.ADMIN))]
+
+
+async def system_caller(request: Request) -> Identity:
+    """The worker's verified identity, for the gateway's `/internal` routes.
+
+    Workflows' activities call the gateway like any service does, with a signed identity token
+    (never an API key); only the `system` role may use these routes.
+    """
+    settings = get_runtime(request).settings
+    identity = verify_identity(
+        request.headers.get(IDENTITY_HEADER), secret=settings.identity_secret
+    )
+    if identity.role is not Role.SYSTEM:
+        raise Forbidden("Internal routes are for the riskdesk worker only.")
+    structlog.contextvars.bind_contextvars(caller=identity.subject)
+    return identity
+
+
+SystemCaller = Annotated[Identity, Depends(system_caller)]
