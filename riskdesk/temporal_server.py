@@ -6,11 +6,15 @@ search attributes and SQLite tuning.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from workflows.search_attributes import dev_server_flags
@@ -92,3 +96,48 @@ def wait_for_port(
             return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:.0f}s")
+
+
+async def wait_until_serving(address: str, *, within_seconds: float = 60) -> None:
+    """Wait until a client can connect: the port opens before the frontend is healthy."""
+    from services.common.temporal import connect_temporal
+
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            await connect_temporal(address, "default")
+            return
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+@contextmanager
+def running_dev_server(
+    *, host: str = "127.0.0.1", port: int | None = None, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """An in-memory, headless dev server for tests; yields its address once it serves.
+
+    Safe to enter from inside a running event loop (the readiness wait runs on its own loop in a
+    worker thread).
+    """
+    port = port or free_port(host)
+    process = subprocess.Popen(
+        [*dev_server_command(host=host, port=port, ui_port=None, db_file=None), *extra_args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    address = f"{host}:{port}"
+    try:
+        wait_for_port(host, port, timeout=60, process=process)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, wait_until_serving(address)).result()
+        yield address
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,10 +17,9 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from riskdesk.temporal_server import dev_server_command, free_port, wait_for_port
+from riskdesk.temporal_server import running_dev_server
 from services.common.identity import Identity, Role, sign_identity
 from services.common.settings import Settings
-from services.common.temporal import connect_temporal
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if TEST_DATABASE_URL else [])]
@@ -31,37 +28,8 @@ BACKENDS = ["sqlite", *(["postgresql"] if TEST_DATABASE_URL else [])]
 @pytest.fixture(scope="session")
 def temporal_address() -> Iterator[str]:
     """A Temporal dev server (in memory, no UI) on a free port, for the whole session."""
-    port = free_port()
-    process = subprocess.Popen(
-        dev_server_command(host="127.0.0.1", port=port, ui_port=None, db_file=None),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, timeout=60, process=process)
-        asyncio.run(_wait_until_temporal_serves(f"127.0.0.1:{port}", within_seconds=60))
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def _wait_until_temporal_serves(address: str, *, within_seconds: float) -> None:
-    # The port opens before the frontend is healthy ("Frontend is not healthy yet"): a test that
-    # connects at once would fail, so wait until a client connects.
-    deadline = time.monotonic() + within_seconds
-    while True:
-        try:
-            await connect_temporal(address, "default")
-            return
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    with running_dev_server() as address:
+        yield address
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:

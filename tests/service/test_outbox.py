@@ -6,7 +6,6 @@ A tiny probe workflow records every signal it receives, so the tests can count d
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from riskdesk.temporal_server import dev_server_command, free_port, wait_for_port
+from riskdesk.temporal_server import free_port, running_dev_server
 from services.common.db import make_engine, make_metadata, make_sessionmaker, utcnow
 from services.common.outbox import OutboxDispatcher, OutboxMixin, enqueue_signal, outbox_backlog
 from services.common.settings import Settings
@@ -214,13 +213,7 @@ async def test_events_wait_while_temporal_is_down_and_drain_when_it_returns(
     assert all(row.attempts >= 1 and row.last_error for row in rows)
 
     # Temporal comes up on that address; a fresh dispatcher (a restarted service) resumes.
-    server = subprocess.Popen(
-        dev_server_command(host="127.0.0.1", port=port, ui_port=None, db_file=None),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout=60, process=server)
+    with running_dev_server(port=port):
         client = await connect_temporal(address, "default")
         async with Worker(
             client,
@@ -234,10 +227,7 @@ async def test_events_wait_while_temporal_is_down_and_drain_when_it_returns(
                 received = await _result(client, workflow_id)
             finally:
                 await dispatcher.stop()
-        assert received == ["e0", "e1", "e2"]
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    assert received == ["e0", "e1", "e2"]
 
 
 async def test_two_dispatchers_deliver_each_event_once(

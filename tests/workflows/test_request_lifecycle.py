@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import TypedSearchAttributes
 
-from riskdesk.temporal_server import dev_server_command, free_port, wait_for_port
+from riskdesk.temporal_server import running_dev_server
 from services.common.settings import Settings
 from services.common.temporal import connect_temporal
 from workflows.contracts import (
@@ -184,39 +183,15 @@ async def _list_ids(client: Client, query: str) -> list[str]:
 @pytest.fixture(scope="module")
 def short_history_temporal() -> Iterator[str]:
     """A dev server that suggests continue-as-new after a few events, to exercise the carry-over."""
-    port = free_port()
-    command = [
-        *dev_server_command(host="127.0.0.1", port=port, ui_port=None, db_file=None),
-        "--dynamic-config-value",
-        "limit.historyCount.suggestContinueAsNew=30",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port, timeout=60, process=process)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def _connect_when_serving(address: str) -> Client:
-    # The port opens before the frontend is healthy.
-    for _ in range(300):
-        try:
-            return await connect_temporal(address, "default")
-        except RuntimeError:
-            await asyncio.sleep(0.2)
-    return await connect_temporal(address, "default")
+    extra = ["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=30"]
+    with running_dev_server(extra_args=extra) as address:
+        yield address
 
 
 async def test_continues_as_new_keeping_dedup_and_counts(
     short_history_temporal: str, unique_team: str
 ) -> None:
-    client = await _connect_when_serving(short_history_temporal)
+    client = await connect_temporal(short_history_temporal, "default")
     settings = Settings(
         environment="test",
         temporal_address=short_history_temporal,
