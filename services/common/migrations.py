@@ -33,8 +33,12 @@ def alembic_config(*, service: str, database_url: str) -> Config:
     return config
 
 
-def upgrade(*, service: str, database_url: str, revision: str = "head") -> None:
-    """Bring a service's schema up to `revision`."""
+def upgrade(*, service: str, database_url: str, revision: str = "heads") -> None:
+    """Bring a service's schema up to `revision` (every head by default).
+
+    "heads" rather than "head": two aggregates of one service may add migrations on parallel
+    branches from the same parent; both apply, and a later merge revision can join them.
+    """
     command.upgrade(alembic_config(service=service, database_url=database_url), revision)
 
 
