@@ -13,14 +13,22 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from services.common.db import make_engine, make_sessionmaker
 from services.common.errors import Unauthorized, install_problem_handlers, problem_response
 from services.common.logging import RequestIdMiddleware, configure_logging
+from services.common.outbox import OutboxDispatcher
 from services.common.settings import Settings, get_settings
+from services.common.temporal import TemporalConnector
 from services.gateway.auth import KeyAuthenticator, parse_rate_limit
+from services.gateway.calendars.api import router as calendars_router
 from services.gateway.health import router as health_router
 from services.gateway.keys.api import router as keys_router
+from services.gateway.models import OutboxEvent
+from services.gateway.notifications.api import internal_router as notifications_internal_router
+from services.gateway.notifications.api import router as notifications_router
 from services.gateway.openapi import OpenApiAggregator
 from services.gateway.proxy import FORWARDED_METHODS, forward, make_http_client
 from services.gateway.routing import UPSTREAM_SERVICES
 from services.gateway.runtime import GatewayRuntime, get_runtime
+from services.gateway.sla.api import internal_router as sla_internal_router
+from services.gateway.sla.api import router as sla_router
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessionmaker = make_sessionmaker(engine)
         http = make_http_client(resolved)
         upstreams = {service: resolved.url_of(service).rstrip("/") for service in UPSTREAM_SERVICES}
+        # Notification deliveries reach their workflows through the outbox (no dual writes).
+        temporal = TemporalConnector(
+            address=resolved.temporal_address, namespace=resolved.temporal_namespace
+        )
+        dispatcher = OutboxDispatcher(
+            sessionmaker=sessionmaker,
+            model=OutboxEvent,
+            temporal=temporal,
+            poll_seconds=resolved.outbox_poll_seconds,
+            batch_size=resolved.outbox_batch_size,
+            max_backoff_seconds=resolved.outbox_max_backoff_seconds,
+        )
         app.state.runtime = GatewayRuntime(
             settings=resolved,
             engine=engine,
@@ -53,11 +73,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             openapi=OpenApiAggregator(
                 http=http, upstreams=upstreams, settings=resolved, own_spec=app.openapi
             ),
+            temporal=temporal,
+            dispatcher=dispatcher,
         )
+        dispatcher.start()
         log.info("service_started", service="gateway", upstreams=upstreams)
         try:
             yield
         finally:
+            await dispatcher.stop()
             await http.aclose()
             await engine.dispose()
             log.info("service_stopped", service="gateway")
@@ -79,6 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(keys_router)
+    app.include_router(notifications_router)
+    app.include_router(notifications_internal_router)
+    app.include_router(calendars_router)
+    app.include_router(sla_router)
+    app.include_router(sla_internal_router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:

@@ -26,6 +26,7 @@ ROUTES: Mapping[str, ServiceName] = MappingProxyType(
         "sops": "sop",
         "rollouts": "sop",
         "parity": "sop",
+        "orgs": "sop",
         "rules": "sop",
         "mos": "sop",
     }

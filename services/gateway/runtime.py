@@ -10,7 +10,9 @@ import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.outbox import OutboxDispatcher
 from services.common.settings import ServiceName, Settings
+from services.common.temporal import TemporalConnector
 
 if TYPE_CHECKING:
     from services.gateway.auth import KeyAuthenticator
@@ -28,6 +30,9 @@ class GatewayRuntime:
     upstreams: dict[ServiceName, str]
     authenticator: KeyAuthenticator
     openapi: OpenApiAggregator
+    # Set by the app's lifespan; optional so a runtime built without Temporal still type-checks.
+    temporal: TemporalConnector | None = None
+    dispatcher: OutboxDispatcher | None = None
 
 
 def get_runtime(request: Request) -> GatewayRuntime:

@@ -29,6 +29,7 @@ from services.gateway.routing import ROUTES, UPSTREAM_SERVICES, resolve
         ("/api/v1/sops/1/versions/2/submit", "sop"),
         ("/api/v1/rollouts/9/acknowledgements", "sop"),
         ("/api/v1/parity", "sop"),
+        ("/api/v1/orgs", "sop"),
         ("/api/v1/rules/5/deprecation", "sop"),
         ("/api/v1/mos/12", "sop"),
     ],

@@ -1,0 +1,1 @@
+"""SLA configuration: policies (which targets a request gets), previews and policy resolution."""
