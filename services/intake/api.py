@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
@@ -22,10 +22,14 @@ from services.intake.schemas import (
     RequestEventPage,
     RequestPage,
     RequestRead,
+    RequestSlaRead,
+    SlaRecordUpdate,
     TransitionCreate,
 )
 
 router = APIRouter(prefix=service.REQUESTS_PATH, tags=["requests"])
+# Called by the worker only (system identity); the gateway does not route `/internal` here.
+internal_router = APIRouter(prefix="/internal/requests", tags=["internal"])
 
 RequestIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The request's id")]
 IdempotencyKeyHeader = Annotated[
@@ -101,11 +105,19 @@ async def list_requests(
     created_after: AwareDatetime | None = None,
     created_before: AwareDatetime | None = None,
     tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
+    breached: Annotated[
+        bool | None, Query(description="true: breached an SLA target; false: never did")
+    ] = None,
+    due_before: Annotated[
+        AwareDatetime | None,
+        Query(description="Earliest running SLA deadline before this instant (overdue included)"),
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> RequestPage:
     """Requests matching every given filter, newest first, one page at a time (pass `next_cursor`
-    back as `cursor`). A partner only ever sees its own team's requests."""
+    back as `cursor`). A partner only ever sees its own team's requests. `breached` and
+    `due_before` read the SLA times the request's workflow records."""
     filters = service.RequestFilters(
         statuses=status or (),
         request_type=request_type,
@@ -115,6 +127,8 @@ async def list_requests(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        breached=breached,
+        due_before=due_before,
     )
     return await service.list_requests(
         session, caller=caller, filters=filters, cursor=cursor, limit=limit
@@ -181,3 +195,36 @@ async def list_request_events(
     return await service.list_events(
         session, caller=caller, request_id=request_id, cursor=cursor, limit=limit
     )
+
+
+@router.get(
+    "/{request_id}/sla",
+    response_model=RequestSlaRead,
+    responses=PROBLEM_RESPONSES,
+    summary="A request's SLA clocks",
+)
+async def read_request_sla(
+    request_id: RequestIdPath, session: SessionDep, caller: CurrentCaller, runtime: RuntimeDep
+) -> RequestSlaRead:
+    """Each SLA clock (first response, resolution) computed now by the request's workflow: state
+    (running, paused, stopped, breached; pending before the workflow has a policy), target,
+    elapsed and remaining business time, deadline, breach and warnings sent. Same visibility as
+    the request; 503 if Temporal cannot answer now."""
+    return await service.get_sla(
+        session, caller=caller, request_id=request_id, temporal=runtime.temporal
+    )
+
+
+@internal_router.put(
+    "/{request_id}/sla",
+    status_code=204,
+    responses=PROBLEM_RESPONSES,
+    summary="Record a request's SLA times (worker only)",
+)
+async def record_request_sla(
+    request_id: RequestIdPath, body: SlaRecordUpdate, session: SessionDep, caller: CurrentCaller
+) -> Response:
+    """Store the SLA deadline(s) and first breach the request's workflow computed. System role
+    only (403 otherwise); 404 for an unknown request. Does not change the request's version."""
+    await service.record_sla(session, caller=caller, request_id=request_id, data=body)
+    return Response(status_code=204)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.common.service_app import create_service_app
 from services.common.settings import Settings
-from services.intake.api import router
+from services.intake.api import internal_router, router
 from services.intake.models import OutboxEvent
 
 
@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "systemic-gap reports): filing, lists, transitions and the audit trail. Called only "
             "through the gateway, with its signed identity token."
         ),
-        routers=[router],
+        routers=[router, internal_router],
         outbox_model=OutboxEvent,
         settings=settings,
     )

@@ -46,6 +46,9 @@ class Request(Base):
         Index("ix_request_priority_id", "priority", "id"),
         Index("ix_request_assignee_id", "assignee", "id"),
         Index("ix_request_created_at_id", "created_at", "id"),
+        # SLA queues: `?breached=` and `?due_before=` (the workflow keeps these columns current).
+        Index("ix_request_breached_at_id", "breached_at", "id"),
+        Index("ix_request_sla_due_at_id", "sla_due_at", "id"),
         # Ids are never reused on SQLite either: a workflow id (`request-<id>`) derives from it.
         {"sqlite_autoincrement": True},
     )
@@ -71,6 +74,12 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Written only by the request's workflow (`PUT /internal/requests/{id}/sla`): the earliest
+    # running SLA deadline, the first breach, and each clock's deadline.
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     tag_rows: Mapped[list[RequestTag]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="RequestTag.tag"

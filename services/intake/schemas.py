@@ -162,6 +162,12 @@ class RequestRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
+    sla_due_at: datetime | None = Field(
+        default=None, description="The earliest deadline of the SLA clocks running now."
+    )
+    breached_at: datetime | None = Field(
+        default=None, description="When the request first breached an SLA target, if it did."
+    )
 
 
 class RequestPage(Page[RequestRead]):
@@ -188,3 +194,41 @@ class RequestEventRead(BaseModel):
 
 class RequestEventPage(Page[RequestEventRead]):
     """One page of a request's events, oldest first."""
+
+
+class SlaRecordUpdate(_Input):
+    """The SLA columns of a request, as its workflow computed them (internal, system only)."""
+
+    sla_due_at: AwareDatetime | None = None
+    breached_at: AwareDatetime | None = None
+    first_response_due_at: AwareDatetime | None = None
+    resolution_due_at: AwareDatetime | None = None
+
+
+class SlaClockRead(BaseModel):
+    """One SLA clock, computed at `computed_at` by the request's workflow."""
+
+    name: str = Field(description="`first_response` or `resolution`")
+    state: str = Field(description="running, paused, stopped, breached, or pending (no policy yet)")
+    target: str | None = Field(default=None, description="ISO-8601 business duration")
+    target_seconds: float | None = None
+    elapsed: str | None = Field(default=None, description="Business time worked so far")
+    elapsed_seconds: float | None = None
+    remaining: str | None = Field(default=None, description="Business time left (0 once breached)")
+    remaining_seconds: float | None = None
+    due_at: datetime | None = Field(default=None, description="Deadline; null while paused")
+    breached_at: datetime | None = None
+    warnings_sent: list[int] = Field(default_factory=list, description="Thresholds raised (%)")
+    paused_since: datetime | None = None
+    stopped_at: datetime | None = None
+
+
+class RequestSlaRead(BaseModel):
+    """A request's SLA clocks and the policy they run under."""
+
+    request_id: int
+    computed_at: datetime
+    policy_id: str | None = None
+    policy_name: str | None = None
+    calendar_id: str | None = None
+    clocks: list[SlaClockRead]

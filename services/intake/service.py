@@ -10,20 +10,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.service import RPCError, RPCStatusCode
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from services.common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from services.common.idempotency import find_stored, fingerprint, store_response, validate_key
 from services.common.identity import Identity, Role
 from services.common.logging import current_request_id
 from services.common.outbox import enqueue_signal
 from services.common.pagination import decode_cursor, encode_cursor
+from services.common.temporal import TemporalConnector
 from services.intake.domain import (
     Action,
     EventKind,
@@ -43,18 +51,26 @@ from services.intake.schemas import (
     RequestEventRead,
     RequestPage,
     RequestRead,
+    RequestSlaRead,
+    SlaClockRead,
+    SlaRecordUpdate,
     TransitionCreate,
 )
 from workflows.contracts import (
     REQUEST_EVENT_SIGNAL,
     REQUEST_LIFECYCLE_WORKFLOW,
+    REQUEST_SLA_QUERY,
     RequestEventSignal,
     RequestLifecycleInput,
+    SlaReport,
     request_workflow_id,
 )
 
 REQUESTS_PATH = "/api/v1/requests"
 MAX_DUPLICATE_CHAIN = 100
+SLA_CLOCK_NAMES = ("first_response", "resolution")
+# A query needs a worker to answer; don't hold the HTTP call longer than this.
+SLA_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +94,8 @@ class RequestFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     tag: str | None = None
+    breached: bool | None = None
+    due_before: datetime | None = None
 
 
 def request_path(request_id: int) -> str:
@@ -206,6 +224,12 @@ async def list_requests(
         query = query.where(
             exists().where(RequestTag.request_id == Request.id, RequestTag.tag == filters.tag)
         )
+    if filters.breached is not None:
+        query = query.where(
+            Request.breached_at.is_not(None) if filters.breached else Request.breached_at.is_(None)
+        )
+    if filters.due_before is not None:
+        query = query.where(Request.sla_due_at < filters.due_before)
     if cursor is not None:
         query = query.where(Request.id < _cursor_int(cursor, "id"))
     rows = list(
@@ -309,6 +333,66 @@ async def transition_request(
     )
 
 
+async def record_sla(
+    session: AsyncSession, *, caller: Identity, request_id: int, data: SlaRecordUpdate
+) -> None:
+    """Store the SLA columns the request's workflow computed (system only; no version bump).
+
+    These are derived values, not a change of the request: they neither bump `version` (which
+    would make a partner's concurrent transition lose its compare-and-set) nor emit an event.
+    """
+    if caller.role is not Role.SYSTEM:
+        raise Forbidden("Only the request's workflow (the system role) records SLA times.")
+    result = await session.execute(
+        update(Request)
+        .where(Request.id == request_id)
+        .values(**data.model_dump())
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], result).rowcount != 1:
+        raise NotFound(f"Request {request_id} was not found.")
+    await session.commit()
+
+
+async def get_sla(
+    session: AsyncSession, *, caller: Identity, request_id: int, temporal: TemporalConnector
+) -> RequestSlaRead:
+    """The request's SLA clocks, computed now by its workflow (same visibility as the request).
+
+    Before the workflow exists (its first event still waits in the outbox) the clocks are
+    `pending`; 503 if Temporal, or a worker to answer the query, cannot be reached.
+    """
+    request = await get_request(session, caller=caller, request_id=request_id)
+    try:
+        client = await temporal.client()
+    except Exception as exc:
+        raise ServiceUnavailable(
+            "The SLA clocks cannot be computed now: Temporal is unreachable. Retry shortly."
+        ) from exc
+    handle = client.get_workflow_handle(request_workflow_id(request.id))
+    try:
+        report = await handle.query(
+            REQUEST_SLA_QUERY, result_type=SlaReport, rpc_timeout=SLA_QUERY_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return RequestSlaRead(
+                request_id=request.id,
+                computed_at=utcnow(),
+                clocks=[SlaClockRead(name=name, state="pending") for name in SLA_CLOCK_NAMES],
+            )
+        raise ServiceUnavailable(
+            "The SLA clocks cannot be computed now: the request's workflow did not answer "
+            f"({exc.status.name}). Retry shortly."
+        ) from exc
+    except Exception as exc:
+        raise ServiceUnavailable(
+            "The SLA clocks cannot be computed now: the request's workflow did not answer. "
+            "Retry shortly."
+        ) from exc
+    return RequestSlaRead.model_validate(report, from_attributes=True)
+
+
 def _filing_team(caller: Identity, team: str | None) -> str:
     if caller.role is Role.PARTNER:
         if team is not None and team != caller.team:
@@ -384,6 +468,7 @@ def _record_event(
             request_type=request.request_type,
             priority=request.priority,
             status=request.status,
+            created_at=request.created_at,
         ),
         signal_name=REQUEST_EVENT_SIGNAL,
         signal_arg=RequestEventSignal(

@@ -213,8 +213,8 @@ async def test_continues_as_new_keeping_dedup_and_counts(
                 lambda s, v=version: s.version == v,  # type: ignore[misc]
             )
         latest = client.get_workflow_handle_for(RequestLifecycleWorkflow.run, handle.id)
-        described = await latest.describe()
-        assert described.run_id != first_run, "the workflow never continued as new"
+        # The run continues as new once its loop is free (it may be waiting on an SLA activity).
+        await eventually(latest.describe, lambda d: d.run_id != first_run)
         # Events from before the continuation are still recognised as repeats.
         for old in sent[:3]:
             await latest.signal(RequestLifecycleWorkflow.request_event, old)
