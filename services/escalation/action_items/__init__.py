@@ -1,0 +1,1 @@
+"""Action items of an escalation: one owner, a due date, a status machine."""
