@@ -21,3 +21,9 @@ class OutboxEvent(OutboxMixin, Base):
 
 class IdempotencyKey(IdempotencyKeyMixin, Base):
     """Responses stored per (caller, Idempotency-Key) so a retried POST has no second effect."""
+
+
+# Each aggregate's tables register on Base when its module loads, so alembic and the app see them.
+from services.sop.mos import models as _mo_models  # noqa: E402, F401
+from services.sop.rules import models as _rule_models  # noqa: E402, F401
+from services.sop.sops import models as _sop_models  # noqa: E402, F401
