@@ -23,24 +23,51 @@ from temporalio.worker import Worker
 from services.common.logging import configure_logging
 from services.common.settings import Settings, get_settings
 from services.common.temporal import connect_temporal
-from workflows.request_lifecycle import RequestLifecycleWorkflow
+from workflows.escalation import EscalationActivities, EscalationWorkflow
+from workflows.notification_delivery import NotificationActivities, SubscriptionDeliveryWorkflow
+from workflows.request_lifecycle import RequestLifecycleWorkflow, SlaActivities
+from workflows.rule_deprecation import RuleDeprecationActivities, RuleDeprecationWorkflow
+from workflows.sandbox import workflow_runner
+from workflows.service_api import ServiceApi, make_http_client
+from workflows.sop_approval import SopActivities, SopApprovalWorkflow
+from workflows.sop_rollout import (
+    SopReviewSweepWorkflow,
+    SopRolloutWorkflow,
+    ensure_sop_review_schedule,
+)
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS: Sequence[type] = (RequestLifecycleWorkflow,)
+WORKFLOWS: Sequence[type] = (
+    RequestLifecycleWorkflow,
+    SubscriptionDeliveryWorkflow,
+    RuleDeprecationWorkflow,
+    SopApprovalWorkflow,
+    SopRolloutWorkflow,
+    SopReviewSweepWorkflow,
+    EscalationWorkflow,
+)
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 MAX_CONNECT_BACKOFF_SECONDS = 10.0
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
     """A worker on `settings.task_queue` with every workflow and activity registered."""
+    # One HTTP client for every activity, for the worker's lifetime (closed with the process).
+    api = ServiceApi(http=make_http_client(settings), settings=settings)
     activities: list[Callable[..., Any]] = []
+    activities.extend(NotificationActivities(api).activities())
+    activities.extend(SlaActivities(api).all())
+    activities.extend(SopActivities(api).all())
+    activities.extend(RuleDeprecationActivities(api).all())
+    activities.extend(EscalationActivities(api).all())
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         activities=activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        workflow_runner=workflow_runner(),
     )
 
 
@@ -77,6 +104,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         if client is None:
             return
         worker = build_worker(client, settings)
+        try:
+            await ensure_sop_review_schedule(client, task_queue=settings.task_queue)
+        except Exception as exc:
+            # The daily SOP review sweep is not worth failing the worker for; the next start retries.
+            log.warning("sop_review_schedule_failed", error=repr(exc))
         log.info(
             "worker_started", task_queue=settings.task_queue, address=settings.temporal_address
         )

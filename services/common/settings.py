@@ -63,6 +63,47 @@ class Settings(BaseSettings):
         description="How long a gateway replica trusts a verified key before re-reading it "
         "(bounds how late another replica sees a revocation; 0 disables the cache).",
     )
+    # Notifications (webhook and e-mail delivery by the worker).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "riskdesk@localhost"
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    delivery_initial_interval_seconds: float = Field(default=5.0, gt=0)
+    delivery_backoff_coefficient: float = Field(default=2.0, ge=1.0)
+    delivery_max_interval_seconds: float = Field(default=600.0, gt=0)
+    delivery_max_attempts: int = Field(
+        default=30,
+        ge=0,
+        description="Attempts before a delivery is dead (0: bounded by time only).",
+    )
+    delivery_give_up_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long a delivery is retried before it is dead."
+    )
+    delivery_idle_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A subscription's delivery workflow ends after this long with nothing to send.",
+    )
+    # Escalation follow-up (EscalationWorkflow): reminders and the overdue ladder.
+    escalation_reminder_lead_seconds: float = Field(
+        default=86_400.0, ge=0, description="How long before an action item's due a reminder goes."
+    )
+    escalation_ladder_delay_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Delay between overdue ladder levels (owner, manager, program manager).",
+    )
+    escalation_ladder_repeats: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="Extra program-manager reminders after the ladder's top.",
+    )
+    rule_monitoring_seconds: int = Field(
+        default=28 * 86_400,
+        ge=1,
+        description="Default monitoring period of a rule deprecation (a proposal may set its own).",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 
