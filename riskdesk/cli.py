@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", metavar="ID")
+
+    from riskdesk.client_cli import add_request_parser
+
+    add_request_parser(commands)
     return parser
 
 
@@ -91,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         services: tuple[ServiceName, ...] = (args.service,) if args.service else SERVICE_NAMES
         migrate(get_settings(), services)
         return 0
+    if command == "request":
+        from riskdesk.client_cli import run_request_command
+
+        # A partner's command: talks to the gateway over HTTP, needs no local settings.
+        return run_request_command(args)
     missing = _missing_gateway_database(get_settings())
     if missing:
         return _fail(missing)

@@ -693,3 +693,54 @@ class DueSopReview:
     owner: str
     next_review_at: datetime
     overdue: bool
+
+
+# --- Aging alerts: the daily sweep (`AgingSweepWorkflow`, run by the `aging-daily-sweep` schedule).
+
+AGING_SWEEP_WORKFLOW = "AgingSweepWorkflow"
+
+
+@dataclass
+class AgingSweepInput:
+    """Input of `AgingSweepWorkflow` (the schedule starts it with the defaults).
+
+    The business days counted are those of the calendar of the SLA policy matching
+    `calendar_request_type` and `calendar_priority` (the catch-all's, with the seeds).
+    """
+
+    stale_business_days: int | None = None
+    calendar_request_type: str = "other"
+    calendar_priority: str = "P3"
+    trace_request_id: str | None = None
+
+
+@dataclass
+class AgingOwner:
+    """One owner with stale requests: an assignee within a team, or the team (unassigned)."""
+
+    team: str
+    assignee: str | None
+    stale_count: int
+
+
+@dataclass
+class AgingSweepPlan:
+    """What the `plan_aging_sweep` activity found: who gets a digest, seen at `as_of`."""
+
+    as_of: datetime
+    as_of_date: str
+    calendar: dict[str, Any]
+    stale_business_days: int
+    owners: list[AgingOwner] = field(default_factory=list)
+
+
+@dataclass
+class PublishAgingDigestInput:
+    """Input of the `publish_aging_digest` activity: one owner's digest of one sweep."""
+
+    owner: AgingOwner
+    as_of: datetime
+    as_of_date: str
+    calendar: dict[str, Any]
+    stale_business_days: int
+    trace_request_id: str | None = None

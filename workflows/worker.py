@@ -23,6 +23,11 @@ from temporalio.worker import Worker
 from services.common.logging import configure_logging
 from services.common.settings import Settings, get_settings
 from services.common.temporal import connect_temporal
+from workflows.aging_sweep import (
+    AgingActivities,
+    AgingSweepWorkflow,
+    ensure_aging_sweep_schedule,
+)
 from workflows.escalation import EscalationActivities, EscalationWorkflow
 from workflows.notification_delivery import NotificationActivities, SubscriptionDeliveryWorkflow
 from workflows.request_lifecycle import RequestLifecycleWorkflow, SlaActivities
@@ -46,6 +51,7 @@ WORKFLOWS: Sequence[type] = (
     SopRolloutWorkflow,
     SopReviewSweepWorkflow,
     EscalationWorkflow,
+    AgingSweepWorkflow,
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 MAX_CONNECT_BACKOFF_SECONDS = 10.0
@@ -61,6 +67,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     activities.extend(SopActivities(api).all())
     activities.extend(RuleDeprecationActivities(api).all())
     activities.extend(EscalationActivities(api).all())
+    activities.extend(AgingActivities(api).all())
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -109,6 +116,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         except Exception as exc:
             # The daily SOP review sweep is not worth failing the worker for; the next start retries.
             log.warning("sop_review_schedule_failed", error=repr(exc))
+        try:
+            await ensure_aging_sweep_schedule(client, task_queue=settings.task_queue)
+        except Exception as exc:
+            # Like the SOP review sweep: not worth failing the worker for; the next start retries.
+            log.warning("aging_sweep_schedule_failed", error=repr(exc))
         log.info(
             "worker_started", task_queue=settings.task_queue, address=settings.temporal_address
         )

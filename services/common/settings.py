@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Default monitoring period of a rule deprecation (a proposal may set its own).",
     )
+    aging_stale_business_days: int = Field(
+        default=5,
+        ge=1,
+        le=365,
+        description="A request with no update for this many business days is stale (aging alerts).",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

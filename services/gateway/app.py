@@ -16,6 +16,7 @@ from services.common.logging import RequestIdMiddleware, configure_logging
 from services.common.outbox import OutboxDispatcher
 from services.common.settings import Settings, get_settings
 from services.common.temporal import TemporalConnector
+from services.gateway.aging.api import router as aging_router
 from services.gateway.auth import KeyAuthenticator, parse_rate_limit
 from services.gateway.calendars.api import router as calendars_router
 from services.gateway.health import router as health_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(calendars_router)
     app.include_router(sla_router)
     app.include_router(sla_internal_router)
+    app.include_router(aging_router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:

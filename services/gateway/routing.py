@@ -18,6 +18,8 @@ ROUTES: Mapping[str, ServiceName] = MappingProxyType(
         # intake: partner requests and initiatives
         "requests": "intake",
         "initiatives": "intake",
+        "request-types": "intake",
+        "request-queues": "intake",
         # escalation: escalations, their action items, systemic gaps
         "escalations": "escalation",
         "action-items": "escalation",

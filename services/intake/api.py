@@ -6,18 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from services.common.errors import PROBLEM_RESPONSES, Problem
 from services.common.idempotency import IDEMPOTENCY_HEADER
 from services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from services.common.service_app import CurrentCaller, RuntimeDep, SessionDep
 from services.intake import service
-from services.intake.domain import Priority, RequestStatus, RequestType
 from services.intake.schemas import (
     MAX_ID,
-    PRINTABLE_PATTERN,
-    TAG_PATTERN,
     RequestCreate,
     RequestEventPage,
     RequestPage,
@@ -26,6 +22,9 @@ from services.intake.schemas import (
     SlaRecordUpdate,
     TransitionCreate,
 )
+from services.intake.search import service as search
+from services.intake.search.params import list_filters
+from services.intake.search.schemas import RequestFiled
 
 router = APIRouter(prefix=service.REQUESTS_PATH, tags=["requests"])
 # Called by the worker only (system identity); the gateway does not route `/internal` here.
@@ -63,7 +62,7 @@ def _write_response(outcome: service.Outcome, *, location: str | None = None) ->
 @router.post(
     "",
     status_code=201,
-    response_model=RequestRead,
+    response_model=RequestFiled,
     responses=PROBLEM_RESPONSES,
     summary="File a request",
 )
@@ -90,48 +89,23 @@ async def file_request(
 async def list_requests(
     session: SessionDep,
     caller: CurrentCaller,
-    status: Annotated[list[RequestStatus] | None, Query(description="Repeatable")] = None,
-    request_type: RequestType | None = None,
-    team: Annotated[
-        str | None,
+    filters: Annotated[search.SearchFilters, list_filters],
+    sort: Annotated[
+        search.Sort | None,
         Query(
-            max_length=100,
-            pattern=PRINTABLE_PATTERN,
-            description="Staff only; partners see their own team",
+            description="`-` is descending; default newest first. `due`: SLA deadline, none last"
         ),
-    ] = None,
-    priority: Annotated[list[Priority] | None, Query(description="Repeatable")] = None,
-    assignee: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE_PATTERN)] = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
-    tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
-    breached: Annotated[
-        bool | None, Query(description="true: breached an SLA target; false: never did")
-    ] = None,
-    due_before: Annotated[
-        AwareDatetime | None,
-        Query(description="Earliest running SLA deadline before this instant (overdue included)"),
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> RequestPage:
-    """Requests matching every given filter, newest first, one page at a time (pass `next_cursor`
-    back as `cursor`). A partner only ever sees its own team's requests. `breached` and
-    `due_before` read the SLA times the request's workflow records."""
-    filters = service.RequestFilters(
-        statuses=status or (),
-        request_type=request_type,
-        team=team,
-        priorities=priority or (),
-        assignee=assignee,
-        created_after=created_after,
-        created_before=created_before,
-        tag=tag,
-        breached=breached,
-        due_before=due_before,
-    )
-    return await service.list_requests(
-        session, caller=caller, filters=filters, cursor=cursor, limit=limit
+    """Requests matching every given filter, newest first unless `sort` says otherwise, one page
+    at a time (pass `next_cursor` back as `cursor`, with the same filters and sort). A partner
+    only ever sees its own team's requests. `breached` and `due_before` read the SLA times the
+    request's workflow records; `q` searches title and description (full text); `older_than`
+    is the time since filing. Every filter and sort order is served by an index."""
+    return await search.list_requests(
+        session, caller=caller, filters=filters, sort=sort, cursor=cursor, limit=limit
     )
 
 
@@ -142,10 +116,12 @@ async def list_requests(
     summary="Read a request",
 )
 async def read_request(
-    request_id: RequestIdPath, session: SessionDep, caller: CurrentCaller
+    request_id: RequestIdPath, session: SessionDep, caller: CurrentCaller, response: Response
 ) -> RequestRead:
-    """One request; 404 if it does not exist or belongs to another team (for a partner)."""
+    """One request; 404 if it does not exist or belongs to another team (for a partner).
+    `ETag` is its version, for `If-Match` on PATCH."""
     request = await service.get_request(session, caller=caller, request_id=request_id)
+    response.headers["ETag"] = f'"{request.version}"'
     return service.to_read(request)
 
 

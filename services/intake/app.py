@@ -6,8 +6,14 @@ from fastapi import FastAPI
 
 from services.common.service_app import create_service_app
 from services.common.settings import Settings
+from services.intake.aging.api import router as aging_router
 from services.intake.api import internal_router, router
+from services.intake.assignment.api import assignment_router, queues_router
+from services.intake.comments.api import router as comments_router
 from services.intake.models import OutboxEvent
+from services.intake.search.api import router as search_router
+from services.intake.triage.api import requests_router as triage_router
+from services.intake.triage.api import types_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,7 +26,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "systemic-gap reports): filing, lists, transitions and the audit trail. Called only "
             "through the gateway, with its signed identity token."
         ),
-        routers=[router, internal_router],
+        # search first: its `/requests/export.csv` must win over `/requests/{request_id}`.
+        # triage too: its `/requests/queue` must win over `/requests/{request_id}`.
+        routers=[
+            triage_router,
+            search_router,
+            router,
+            internal_router,
+            aging_router,
+            types_router,
+            queues_router,
+            assignment_router,
+            comments_router,
+        ],
         outbox_model=OutboxEvent,
         settings=settings,
     )

@@ -76,6 +76,11 @@ class EventKind(StrEnum):
 
     CREATED = "created"
     TRANSITIONED = "transitioned"
+    # PATCH of editable fields; `assigned` when the assignee or queue changed (assignment history).
+    UPDATED = "updated"
+    ASSIGNED = "assigned"
+    # The first staff public comment: stops the first-response SLA clock (workflows/contracts.py).
+    FIRST_RESPONSE = "first_response"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +106,9 @@ TRANSITIONS: Mapping[Action, Transition] = {
         Transition(Action.REQUEST_INFO, frozenset({S.IN_PROGRESS}), S.WAITING_ON_REQUESTER),
         Transition(Action.PROVIDE_INFO, frozenset({S.WAITING_ON_REQUESTER}), S.IN_PROGRESS),
         Transition(Action.RESOLVE, frozenset({S.IN_PROGRESS, S.WAITING_ON_REQUESTER}), S.RESOLVED),
-        Transition(Action.REOPEN, frozenset({S.RESOLVED}), S.IN_PROGRESS),
+        # A reopen says why (the requester experience of issue 4); the window is the policy's
+        # auto-close: once closed, nothing reopens.
+        Transition(Action.REOPEN, frozenset({S.RESOLVED}), S.IN_PROGRESS, requires_reason=True),
         Transition(Action.CLOSE, frozenset({S.RESOLVED}), S.CLOSED, resolution=Resolution.DONE),
         Transition(
             Action.REJECT,

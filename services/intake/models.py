@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -49,6 +50,7 @@ class Request(Base):
         # SLA queues: `?breached=` and `?due_before=` (the workflow keeps these columns current).
         Index("ix_request_breached_at_id", "breached_at", "id"),
         Index("ix_request_sla_due_at_id", "sla_due_at", "id"),
+        # The indexes of the queue view (score DESC) are in services/intake/triage/models.py.
         # Ids are never reused on SQLite either: a workflow id (`request-<id>`) derives from it.
         {"sqlite_autoincrement": True},
     )
@@ -80,6 +82,16 @@ class Request(Base):
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Triage and assignment (intake_0003): the type's extra fields, the score the matrix gave
+    # (services/intake/triage/scoring.py), the queue, and the first staff public comment.
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=lambda: {}, server_default=text("'{}'")
+    )
+    urgency: Mapped[str | None] = mapped_column(String(16))
+    priority_score: Mapped[int] = mapped_column(Integer, default=40, server_default=text("40"))
+    proposed_priority: Mapped[str | None] = mapped_column(String(2))
+    queue: Mapped[str | None] = mapped_column(String(100))
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     tag_rows: Mapped[list[RequestTag]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="RequestTag.tag"
@@ -128,3 +140,11 @@ class OutboxEvent(OutboxMixin, Base):
 
 class IdempotencyKey(IdempotencyKeyMixin, Base):
     """Responses remembered per (caller, Idempotency-Key)."""
+
+
+# Each aggregate's tables register on Base when its module loads, so alembic and the app see them.
+from services.intake.aging import models as _aging_models  # noqa: E402, F401
+from services.intake.assignment import models as _assignment_models  # noqa: E402, F401
+from services.intake.comments import models as _comment_models  # noqa: E402, F401
+from services.intake.search import models as _search_models  # noqa: E402, F401
+from services.intake.triage import models as _triage_models  # noqa: E402, F401

@@ -30,6 +30,7 @@ from services.intake.domain import (
     RequestType,
     Resolution,
 )
+from services.intake.triage.scoring import Urgency
 
 MAX_ID = 2**31 - 1
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,49}$"
@@ -103,6 +104,14 @@ class RequestCreate(_Input):
     team: Team | None = Field(
         default=None, description="Required for staff; a partner may only give its own team."
     )
+    urgency: Urgency | None = Field(
+        default=None, description="How soon an answer is needed; feeds the priority score."
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="The request type's own fields (`GET /api/v1/request-types/{type}`).",
+    )
 
     @field_validator("due_at")
     @classmethod
@@ -167,6 +176,18 @@ class RequestRead(BaseModel):
     )
     breached_at: datetime | None = Field(
         default=None, description="When the request first breached an SLA target, if it did."
+    )
+    details: dict[str, Any] = Field(default_factory=dict, description="The type's own fields.")
+    urgency: Urgency | None = None
+    priority_score: int = Field(
+        default=40, description="0-100 from the impact x urgency matrix (README, Triage)."
+    )
+    proposed_priority: Priority | None = Field(
+        default=None, description="The priority the score proposes; `priority` may differ."
+    )
+    queue: str | None = Field(default=None, description="The work queue it sits in, if any.")
+    first_response_at: datetime | None = Field(
+        default=None, description="When staff first answered with a public comment."
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, exists, select, update
+from sqlalchemy import CursorResult, Select, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
@@ -56,6 +56,8 @@ from services.intake.schemas import (
     SlaRecordUpdate,
     TransitionCreate,
 )
+from services.intake.search.duplicates import similar_on_filing
+from services.intake.triage.filing import triage_on_filing
 from workflows.contracts import (
     REQUEST_EVENT_SIGNAL,
     REQUEST_LIFECYCLE_WORKFLOW,
@@ -159,6 +161,7 @@ async def create_request(
             updated_at=now,
             tag_rows=[RequestTag(tag=tag) for tag in sorted(data.tags)],
         )
+        triage = await triage_on_filing(session, request=request, data=data)
         session.add(request)
         await session.flush()
         _record_event(
@@ -168,11 +171,14 @@ async def create_request(
             kind=EventKind.CREATED,
             action=None,
             from_status=None,
-            data={"request_type": request.request_type, "priority": request.priority},
+            data={"request_type": request.request_type, "priority": request.priority, **triage},
             task_queue=task_queue,
             occurred_at=now,
         )
-        return 201, to_read(request).model_dump(mode="json")
+        body = to_read(request).model_dump(mode="json")
+        # Additive field: open requests of the team that look like this one (search/duplicates).
+        body["similar"] = await similar_on_filing(session, request=request)
+        return 201, body
 
     return await _idempotent(
         session,
@@ -200,10 +206,25 @@ async def list_requests(
     limit: int,
 ) -> RequestPage:
     """Requests matching `filters`, newest first; a partner sees only its own team's."""
+    query = filtered_query(caller=caller, filters=filters)
+    if query is None:
+        return RequestPage(items=[], next_cursor=None)
+    if cursor is not None:
+        query = query.where(Request.id < _cursor_int(cursor, "id"))
+    rows = list(
+        (await session.execute(query.order_by(Request.id.desc()).limit(limit + 1))).scalars()
+    )
+    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
+    return RequestPage(items=[to_read(row) for row in rows[:limit]], next_cursor=next_cursor)
+
+
+def filtered_query(*, caller: Identity, filters: RequestFilters) -> Select[Request] | None:
+    """`SELECT request` narrowed by `filters` and the caller's visibility, unordered; None when
+    the caller can see nothing (a partner asking for another team)."""
     team = filters.team
     if caller.role is Role.PARTNER:
         if team is not None and team != caller.team:
-            return RequestPage(items=[], next_cursor=None)
+            return None
         team = caller.team
     query = select(Request)
     if team is not None:
@@ -230,13 +251,7 @@ async def list_requests(
         )
     if filters.due_before is not None:
         query = query.where(Request.sla_due_at < filters.due_before)
-    if cursor is not None:
-        query = query.where(Request.id < _cursor_int(cursor, "id"))
-    rows = list(
-        (await session.execute(query.order_by(Request.id.desc()).limit(limit + 1))).scalars()
-    )
-    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-    return RequestPage(items=[to_read(row) for row in rows[:limit]], next_cursor=next_cursor)
+    return query
 
 
 async def list_events(

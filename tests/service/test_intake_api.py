@@ -196,6 +196,8 @@ async def test_request_flows_from_filing_to_closed_and_its_workflow_follows(
         "money_at_risk_per_week": "2500.50",
         "currency": "EUR",
     }
+    # The 201 adds `similar` (open look-alikes at filing time) to the request itself.
+    assert created.pop("similar") == []
     assert (
         await intake.http.get(f"/api/v1/requests/{request_id}", headers=partner)
     ).json() == created

@@ -59,7 +59,7 @@ def plan(status: RequestStatus, action: Action, role: Role) -> object:
         status=status,
         action=action,
         role=role,
-        reason="not fraud" if action is A.REJECT else None,
+        reason="not fraud" if action in (A.REJECT, A.REOPEN) else None,
         duplicate_of=7 if action is A.MARK_DUPLICATE else None,
     )
 

@@ -1,0 +1,1 @@
+"""Aging alerts: how old and how idle open requests are, in business days (issue 3, item 8)."""

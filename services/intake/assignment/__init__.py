@@ -1,0 +1,1 @@
+"""Assignment of requests to people and queues; queue membership and least-loaded auto-assignment."""

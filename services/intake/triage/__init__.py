@@ -1,0 +1,1 @@
+"""Triage of requests: type configurations, the priority score matrix, editing with ETags."""
