@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import UTCDateTime, utcnow
-from services.common.errors import ValidationFailed
+from services.common.errors import Conflict, ValidationFailed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 200
@@ -107,3 +109,54 @@ def store_response(
     row.response_body = body
     row.created_at = utcnow()
     session.add(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The response of a write: its status and JSON body, and whether it replays a stored one."""
+
+    status_code: int
+    body: Any
+    replayed: bool = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Idempotent-Replayed: true` on a replay, nothing otherwise."""
+        return {"Idempotent-Replayed": "true"} if self.replayed else {}
+
+
+async def run_idempotent(
+    session: AsyncSession,
+    model: type[IdempotencyKeyMixin],
+    *,
+    subject: str,
+    key: str | None,
+    request_fingerprint: str,
+    effect: Callable[[], Awaitable[tuple[int, Any]]],
+) -> Outcome:
+    """Run `effect` (which must not commit) and commit it, its response stored under `key`.
+
+    A key already used replays the stored response. Two identical requests racing both pass the
+    lookup; the loser's insert of the key row violates its primary key, so its whole effect rolls
+    back and it replays the winner's response. Any other integrity error is a 409, not a 500.
+    """
+    lookup: dict[str, str] | None = None
+    if key is not None:
+        validate_key(key)
+        lookup = {"subject": subject, "key": key, "request_fingerprint": request_fingerprint}
+        stored = await find_stored(session, model, **lookup)
+        if stored is not None:
+            return Outcome(stored.status_code, stored.body, replayed=True)
+    try:
+        status_code, body = await effect()
+        if lookup is not None:
+            store_response(session, model, status_code=status_code, body=body, **lookup)
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        if lookup is not None:
+            stored = await find_stored(session, model, **lookup)
+            if stored is not None:
+                return Outcome(stored.status_code, stored.body, replayed=True)
+        raise Conflict("A concurrent change conflicted with this request; retry it.") from exc
+    return Outcome(status_code, body)

@@ -50,6 +50,15 @@ def decode_cursor(cursor: str, *, required: tuple[str, ...]) -> dict[str, Any]:
     return key
 
 
+def decode_int_cursor(cursor: str, name: str, *, maximum: int = 2**31 - 1) -> int:
+    """The integer `name` inside a cursor, bounded like the int4 column it is compared with
+    (PostgreSQL refuses larger parameters); anything else is a 422 on `cursor`."""
+    value = decode_cursor(cursor, required=(name,))[name]
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise _bad_cursor()
+    return value
+
+
 def _bad_cursor() -> ValidationFailed:
     return ValidationFailed(
         "The cursor is not one this list returned.",

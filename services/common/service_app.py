@@ -22,6 +22,7 @@ from services.common.db import make_engine, make_sessionmaker
 from services.common.errors import DomainError, install_problem_handlers, problem_response
 from services.common.identity import IDENTITY_HEADER, Identity, verify_identity
 from services.common.logging import RequestIdMiddleware, configure_logging
+from services.common.metrics import METRICS_PATH, AppMetrics, HttpMetricsMiddleware, metrics_endpoint
 from services.common.outbox import OutboxDispatcher, OutboxMixin, outbox_backlog
 from services.common.settings import ServiceName, Settings, get_settings
 from services.common.temporal import TemporalConnector
@@ -148,7 +149,11 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    metrics = AppMetrics(service=service)
+    app.state.metrics = metrics
     app.add_middleware(IdentityMiddleware, secret_provider=lambda: resolved.identity_secret)
+    # Inside RequestIdMiddleware, outside the identity check: refused calls are timed too.
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     for router in routers:
         app.include_router(router)
@@ -157,6 +162,18 @@ def create_service_app(
     async def healthz() -> dict[str, str]:
         """Always 200 while the process runs; no dependency is checked."""
         return {"status": "ok", "service": service}
+
+    async def refresh_outbox() -> None:
+        runtime = app.state.runtime
+        await metrics.refresh_outbox(runtime.sessionmaker, runtime.outbox_model)
+
+    # Unauthenticated (UNAUTHENTICATED_PATHS) and outside the OpenAPI: it is for Prometheus.
+    app.router.add_route(
+        METRICS_PATH,
+        metrics_endpoint(metrics, refresh_outbox),
+        methods=["GET"],
+        include_in_schema=False,
+    )
 
     @app.get("/readyz", tags=["health"], summary="Readiness: the database answers")
     async def readyz(runtime: RuntimeDep) -> JSONResponse:

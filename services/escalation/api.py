@@ -29,7 +29,7 @@ from services.escalation.schemas import (
     TransitionCreate,
 )
 from services.escalation.signals import WorkflowContext
-from services.escalation.writes import MAX_ID
+from services.escalation.writes import MAX_ID, outcome_response
 
 router = APIRouter(prefix=service.ESCALATIONS_PATH, tags=["escalations"])
 
@@ -75,7 +75,7 @@ async def raise_escalation(
         context=WorkflowContext.of(runtime.settings),
         idempotency_key=idempotency_key,
     )
-    return outcome.response(location=service.escalation_path(int(outcome.body["id"])))
+    return outcome_response(outcome, location=service.escalation_path(int(outcome.body["id"])))
 
 
 @router.get(
@@ -176,7 +176,7 @@ async def transition_escalation(
         context=WorkflowContext.of(runtime.settings),
         idempotency_key=idempotency_key,
     )
-    return outcome.response()
+    return outcome_response(outcome)
 
 
 @router.post(

@@ -9,10 +9,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.types import Scope
 
 from services.common.db import make_engine, make_sessionmaker
 from services.common.errors import Unauthorized, install_problem_handlers, problem_response
 from services.common.logging import RequestIdMiddleware, configure_logging
+from services.common.metrics import METRICS_PATH, AppMetrics, HttpMetricsMiddleware, metrics_endpoint
 from services.common.outbox import OutboxDispatcher
 from services.common.settings import Settings, get_settings
 from services.common.temporal import TemporalConnector
@@ -26,7 +28,7 @@ from services.gateway.notifications.api import internal_router as notifications_
 from services.gateway.notifications.api import router as notifications_router
 from services.gateway.openapi import OpenApiAggregator
 from services.gateway.proxy import FORWARDED_METHODS, forward, make_http_client
-from services.gateway.routing import UPSTREAM_SERVICES
+from services.gateway.routing import API_PREFIX, UPSTREAM_SERVICES, resolve
 from services.gateway.runtime import GatewayRuntime, get_runtime
 from services.gateway.sla.api import internal_router as sla_internal_router
 from services.gateway.sla.api import router as sla_router
@@ -101,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _on_unauthorized)
+    metrics = AppMetrics(service="gateway")
+    app.state.metrics = metrics
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics, route_label=_forward_route_label)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(keys_router)
@@ -116,6 +121,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The OpenAPI document of the whole public API (partial while a service is down)."""
         return JSONResponse(await get_runtime(request).openapi.document())
 
+    async def refresh_outbox() -> None:
+        await metrics.refresh_outbox(get_runtime_of(app).sessionmaker, OutboxEvent)
+
+    # No API key: like /healthz it is for the platform (Prometheus), and it names no caller data.
+    app.router.add_route(
+        METRICS_PATH,
+        metrics_endpoint(metrics, refresh_outbox),
+        methods=["GET"],
+        include_in_schema=False,
+    )
+
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         """Swagger UI on the aggregated document."""
@@ -126,6 +142,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/api/v1/{path:path}", forward, methods=FORWARDED_METHODS, include_in_schema=False
     )
     return app
+
+
+def get_runtime_of(app: FastAPI) -> GatewayRuntime:
+    """The runtime the lifespan put on `app.state`."""
+    runtime: GatewayRuntime = app.state.runtime
+    return runtime
+
+
+def _forward_route_label(scope: Scope) -> str | None:
+    # Forwarded calls share one route template; name them by service and first path segment
+    # (a fixed table), never by the raw path, so the label set stays bounded.
+    route = scope.get("route")
+    if getattr(route, "endpoint", None) is not forward:
+        return None
+    path: str = scope["path"]
+    service = resolve(path)
+    if service is None:
+        return None  # 404 from the forwarder: "unmatched"
+    segment = path[len(API_PREFIX) :].partition("/")[0]
+    return f"forward:{service}:{API_PREFIX}{segment}"
 
 
 async def _on_unauthorized(request: Request, exc: Exception) -> JSONResponse:

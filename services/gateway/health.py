@@ -11,7 +11,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from services.common.outbox import OutboxBacklog, outbox_backlog
 from services.common.settings import ServiceName
+from services.gateway.models import OutboxEvent
 from services.gateway.runtime import GatewayRuntime, RuntimeDep
 
 log = structlog.get_logger(__name__)
@@ -36,7 +38,8 @@ async def healthz() -> dict[str, str]:
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """200 only if the gateway's database answers and every service's `/readyz` is 200.
 
-    All checks run in parallel with a short timeout; the body shows each service's own readiness
+    All checks run in parallel with a short timeout; the body shows the gateway's own outbox
+    backlog (notification deliveries waiting for Temporal) and each service's own readiness
     detail (database, outbox backlog, Temporal connection) or why it could not be reached.
     """
     timeout = min(READY_TIMEOUT_SECONDS, runtime.settings.service_timeout_seconds)
@@ -46,22 +49,26 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
     detail: dict[str, Any] = {
         "service": "gateway",
-        "database": "ok" if database else "unreachable",
+        "database": "ok" if database is not None else "unreachable",
         "services": dict(zip(runtime.upstreams, services, strict=True)),
     }
-    ready = database and all(item["status"] == "ok" for item in services)
+    if database is not None:
+        detail["outbox_pending"] = database.pending
+        detail["outbox_oldest_age_seconds"] = database.oldest_age_seconds
+    ready = database is not None and all(item["status"] == "ok" for item in services)
     detail["status"] = "ok" if ready else "unavailable"
     return JSONResponse(detail, status_code=200 if ready else 503)
 
 
-async def _database_ready(runtime: GatewayRuntime, within: float) -> bool:
+async def _database_ready(runtime: GatewayRuntime, within: float) -> OutboxBacklog | None:
+    # The outbox backlog read doubles as the database check; None means it did not answer.
     try:
         async with asyncio.timeout(within), runtime.sessionmaker() as session:
             await session.execute(text("SELECT 1"))
+            return await outbox_backlog(session, OutboxEvent)
     except Exception as exc:
         log.warning("readiness_database_failed", error=repr(exc))
-        return False
-    return True
+        return None
 
 
 async def _service_ready(

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, exists, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,11 +25,12 @@ from services.common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from services.common.idempotency import find_stored, fingerprint, store_response, validate_key
+from services.common.idempotency import Outcome as Outcome  # re-exported for the api modules
+from services.common.idempotency import fingerprint, run_idempotent
 from services.common.identity import Identity, Role
 from services.common.logging import current_request_id
 from services.common.outbox import enqueue_signal
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import decode_int_cursor, encode_cursor
 from services.common.temporal import TemporalConnector
 from services.intake.domain import (
     Action,
@@ -73,15 +73,6 @@ MAX_DUPLICATE_CHAIN = 100
 SLA_CLOCK_NAMES = ("first_response", "resolution")
 # A query needs a worker to answer; don't hold the HTTP call longer than this.
 SLA_QUERY_TIMEOUT = timedelta(seconds=5)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The response of a write: its status and JSON body, and whether it replays a stored one."""
-
-    status_code: int
-    body: dict[str, Any]
-    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,42 +503,16 @@ async def _idempotent(
     request_fingerprint: str,
     effect: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> Outcome:
-    """Run `effect` and commit; with a key, store its response in the same transaction.
-
-    A key already used replays the stored response. Two identical requests racing both pass the
-    lookup; the loser's insert of the key row violates its primary key, so it rolls back its whole
-    effect and replays the winner's response instead.
-    """
-    if key is None:
-        status_code, body = await effect()
-        await session.commit()
-        return Outcome(status_code, body)
-    validate_key(key)
-    lookup = {"subject": caller.subject, "key": key, "request_fingerprint": request_fingerprint}
-    stored = await find_stored(session, IdempotencyKey, **lookup)
-    if stored is not None:
-        return Outcome(stored.status_code, stored.body, replayed=True)
-    try:
-        status_code, body = await effect()
-        store_response(session, IdempotencyKey, status_code=status_code, body=body, **lookup)
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        stored = await find_stored(session, IdempotencyKey, **lookup)
-        if stored is None:
-            raise
-        return Outcome(stored.status_code, stored.body, replayed=True)
-    return Outcome(status_code, body)
+    """Run `effect` and commit, honouring the caller's `Idempotency-Key` (see run_idempotent)."""
+    return await run_idempotent(
+        session,
+        IdempotencyKey,
+        subject=caller.subject,
+        key=key,
+        request_fingerprint=request_fingerprint,
+        effect=effect,
+    )
 
 
 def _cursor_int(cursor: str, name: str) -> int:
-    value = decode_cursor(cursor, required=(name,))[name]
-    # Bounded like the int4 columns it is compared with (PostgreSQL refuses larger parameters).
-    if type(value) is not int or not 0 <= value <= MAX_ID:
-        raise ValidationFailed(
-            "The cursor is not one this list returned.",
-            errors=[
-                {"field": "query.cursor", "message": "invalid cursor", "code": "cursor_invalid"}
-            ],
-        )
-    return value
+    return decode_int_cursor(cursor, name, maximum=MAX_ID)

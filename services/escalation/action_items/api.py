@@ -24,7 +24,7 @@ from services.escalation.action_items.schemas import (
 )
 from services.escalation.schemas import PRINTABLE_PATTERN
 from services.escalation.signals import WorkflowContext
-from services.escalation.writes import MAX_ID
+from services.escalation.writes import MAX_ID, outcome_response
 
 router = APIRouter(tags=["action items"])
 
@@ -74,7 +74,7 @@ async def add_action_item(
         context=WorkflowContext.of(runtime.settings),
         idempotency_key=idempotency_key,
     )
-    return outcome.response(location=service.item_path(int(outcome.body["id"])))
+    return outcome_response(outcome, location=service.item_path(int(outcome.body["id"])))
 
 
 @router.get(
@@ -192,4 +192,4 @@ async def transition_action_item(
         context=WorkflowContext.of(runtime.settings),
         idempotency_key=idempotency_key,
     )
-    return outcome.response()
+    return outcome_response(outcome)

@@ -23,7 +23,7 @@ from services.escalation.gaps.schemas import (
     GapUpdate,
 )
 from services.escalation.schemas import PRINTABLE_PATTERN
-from services.escalation.writes import MAX_ID
+from services.escalation.writes import MAX_ID, outcome_response
 
 router = APIRouter(prefix=service.GAPS_PATH, tags=["gaps"])
 
@@ -62,7 +62,7 @@ async def record_gap(
     outcome = await service.create_gap(
         session, caller=caller, data=body, idempotency_key=idempotency_key
     )
-    return outcome.response(location=service.gap_path(int(outcome.body["id"])))
+    return outcome_response(outcome, location=service.gap_path(int(outcome.body["id"])))
 
 
 @router.get("", response_model=GapPage, responses=PROBLEM_RESPONSES, summary="List gaps")
@@ -144,4 +144,4 @@ async def transition_gap(
     outcome = await service.transition_gap(
         session, caller=caller, gap_id=gap_id, data=body, idempotency_key=idempotency_key
     )
-    return outcome.response()
+    return outcome_response(outcome)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -31,11 +30,12 @@ from services.common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from services.common.idempotency import find_stored, fingerprint, store_response, validate_key
+from services.common.idempotency import Outcome as Outcome  # re-exported for the api modules
+from services.common.idempotency import fingerprint, run_idempotent
 from services.common.identity import Identity, Role
 from services.common.logging import current_request_id
 from services.common.outbox import enqueue_signal
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import decode_int_cursor, encode_cursor
 from services.common.temporal import TemporalConnector
 from services.sop.models import IdempotencyKey, OutboxEvent
 from services.sop.sops.domain import (
@@ -127,15 +127,6 @@ DECISION_REFUSALS: dict[str, Callable[[str], Exception]] = {
         message, errors=[{"field": "body.comment", "message": message, "code": "missing"}]
     ),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The response of a write: its status and JSON body, and whether it replays a stored one."""
-
-    status_code: int
-    body: dict[str, Any]
-    replayed: bool = False
 
 
 def sop_path(sop_id: int) -> str:
@@ -1228,37 +1219,16 @@ async def _idempotent(
     request_fingerprint: str,
     effect: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> Outcome:
-    """Run `effect` and commit; with a key, store its response in the same transaction (a key
-    used before replays the stored response; the loser of a race replays the winner's)."""
-    if key is None:
-        status_code, body = await effect()
-        await session.commit()
-        return Outcome(status_code, body)
-    validate_key(key)
-    lookup = {"subject": caller.subject, "key": key, "request_fingerprint": request_fingerprint}
-    stored = await find_stored(session, IdempotencyKey, **lookup)
-    if stored is not None:
-        return Outcome(stored.status_code, stored.body, replayed=True)
-    try:
-        status_code, body = await effect()
-        store_response(session, IdempotencyKey, status_code=status_code, body=body, **lookup)
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        stored = await find_stored(session, IdempotencyKey, **lookup)
-        if stored is None:
-            raise
-        return Outcome(stored.status_code, stored.body, replayed=True)
-    return Outcome(status_code, body)
+    """Run `effect` and commit, honouring the caller's `Idempotency-Key` (see run_idempotent)."""
+    return await run_idempotent(
+        session,
+        IdempotencyKey,
+        subject=caller.subject,
+        key=key,
+        request_fingerprint=request_fingerprint,
+        effect=effect,
+    )
 
 
 def _cursor_int(cursor: str, name: str) -> int:
-    value = decode_cursor(cursor, required=(name,))[name]
-    if type(value) is not int or not 0 <= value <= MAX_ID:
-        raise ValidationFailed(
-            "The cursor is not one this list returned.",
-            errors=[
-                {"field": "query.cursor", "message": "invalid cursor", "code": "cursor_invalid"}
-            ],
-        )
-    return value
+    return decode_int_cursor(cursor, name, maximum=MAX_ID)
