@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         MarkDeliveryDeadInput,
         SubscriptionDeliveryInput,
     )
+    from workflows.metrics import NOTIFICATIONS
     from workflows.service_api import ServiceApi
 
 # Signals remembered for dedup: redeliveries come soon after the original; the activity's
@@ -220,6 +221,7 @@ class NotificationActivities:
         except (httpx.HTTPError, OSError, smtplib.SMTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
         duration_ms = int((time.monotonic() - started) * 1000)
+        NOTIFICATIONS.labels(subscription["channel"], "failed" if error else "delivered").inc()
         await self.api.call(
             "gateway",
             "POST",

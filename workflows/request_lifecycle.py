@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         SlaPolicy,
         SlaReport,
     )
+    from workflows.metrics import SLA_BREACHES
     from workflows.search_attributes import REQUEST_PRIORITY, REQUEST_STATUS, REQUEST_TEAM
     from workflows.service_api import ServiceApi
     from workflows.sla_clock import BREACH, FIRST_RESPONSE, RESOLUTION, Alarm, Clock
@@ -143,13 +144,16 @@ class SlaActivities:
     async def publish_sla_event(self, input: PublishSlaEventInput) -> None:
         """Hand one event to the gateway's notifications (`POST /internal/events`; a repeat is a
         no-op there, so a retried activity never notifies twice)."""
-        await self.api.call(
+        response = await self.api.call(
             "gateway",
             "POST",
             "/internal/events",
             json=event_body(input),
             request_id=input.trace_request_id,
         )
+        # 202 is the first acceptance, 200 a repeat: counting 202s counts each breach once.
+        if input.type == "sla.breached" and response.status_code == 202:
+            SLA_BREACHES.inc()
 
     @activity.defn(name=ACTIVITY_RECORD_SLA)
     async def record_sla(self, input: RecordSlaInput) -> None:

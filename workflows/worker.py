@@ -29,6 +29,7 @@ from workflows.aging_sweep import (
     ensure_aging_sweep_schedule,
 )
 from workflows.escalation import EscalationActivities, EscalationWorkflow
+from workflows.metrics import serve_worker_registry, temporal_runtime
 from workflows.notification_delivery import NotificationActivities, SubscriptionDeliveryWorkflow
 from workflows.request_lifecycle import RequestLifecycleWorkflow, SlaActivities
 from workflows.rule_deprecation import RuleDeprecationActivities, RuleDeprecationWorkflow
@@ -81,9 +82,12 @@ def build_worker(client: Client, settings: Settings) -> Worker:
 async def _connect(settings: Settings, stop: asyncio.Event) -> Client | None:
     # The worker may start before Temporal listens (`riskdesk up`, compose): retry, don't die.
     delay = 0.5
+    runtime = temporal_runtime(settings)
     while not stop.is_set():
         try:
-            return await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+            return await connect_temporal(
+                settings.temporal_address, settings.temporal_namespace, runtime=runtime
+            )
         except Exception as exc:
             log.warning(
                 "temporal_connect_failed", address=settings.temporal_address, error=repr(exc)
@@ -111,6 +115,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         if client is None:
             return
         worker = build_worker(client, settings)
+        serve_worker_registry(settings)
         try:
             await ensure_sop_review_schedule(client, task_queue=settings.task_queue)
         except Exception as exc:

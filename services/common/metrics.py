@@ -56,9 +56,19 @@ def new_registry(*, process_collectors: bool = True) -> CollectorRegistry:
 
 def route_template(scope: Scope) -> str:
     """The route template Starlette/FastAPI matched for this request, or `unmatched`."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path:
+        return path
+    # FastAPI puts only its APIRoutes in the scope; a plain Starlette route (openapi.json, docs,
+    # the gateway's forwarder) leaves its endpoint there: find its route among the app's own.
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        for route in getattr(scope.get("app"), "routes", ()):
+            if getattr(route, "endpoint", None) is endpoint:
+                path = getattr(route, "path", None)
+                if isinstance(path, str) and path:
+                    return path
+    return UNMATCHED
 
 
 class AppMetrics:

@@ -22,7 +22,12 @@ from services.common.db import make_engine, make_sessionmaker
 from services.common.errors import DomainError, install_problem_handlers, problem_response
 from services.common.identity import IDENTITY_HEADER, Identity, verify_identity
 from services.common.logging import RequestIdMiddleware, configure_logging
-from services.common.metrics import METRICS_PATH, AppMetrics, HttpMetricsMiddleware, metrics_endpoint
+from services.common.metrics import (
+    METRICS_PATH,
+    AppMetrics,
+    HttpMetricsMiddleware,
+    metrics_endpoint,
+)
 from services.common.outbox import OutboxDispatcher, OutboxMixin, outbox_backlog
 from services.common.settings import ServiceName, Settings, get_settings
 from services.common.temporal import TemporalConnector

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     escalation_port: int = 8002
     sop_port: int = 8003
     temporal_ui_port: int = 8233
+    # The worker's Prometheus endpoints: the Temporal SDK's on this port, riskdesk's counters on
+    # the next one (workflows/metrics.py); 0 disables both.
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65534)
+    worker_metrics_host: str = "127.0.0.1"
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=100, ge=1)

@@ -10,12 +10,18 @@ import asyncio
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 
-async def connect_temporal(address: str, namespace: str) -> Client:
-    """Connect to Temporal with the data converter every riskdesk process uses."""
+async def connect_temporal(
+    address: str, namespace: str, *, runtime: Runtime | None = None
+) -> Client:
+    """Connect to Temporal with the data converter every riskdesk process uses.
+
+    `runtime` carries telemetry (the worker's Prometheus exporter); None is the SDK's default.
+    """
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
+        address, namespace=namespace, data_converter=pydantic_data_converter, runtime=runtime
     )
 
 

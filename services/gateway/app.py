@@ -14,7 +14,13 @@ from starlette.types import Scope
 from services.common.db import make_engine, make_sessionmaker
 from services.common.errors import Unauthorized, install_problem_handlers, problem_response
 from services.common.logging import RequestIdMiddleware, configure_logging
-from services.common.metrics import METRICS_PATH, AppMetrics, HttpMetricsMiddleware, metrics_endpoint
+from services.common.metrics import (
+    METRICS_PATH,
+    UNMATCHED,
+    AppMetrics,
+    HttpMetricsMiddleware,
+    metrics_endpoint,
+)
 from services.common.outbox import OutboxDispatcher
 from services.common.settings import Settings, get_settings
 from services.common.temporal import TemporalConnector
@@ -153,13 +159,12 @@ def get_runtime_of(app: FastAPI) -> GatewayRuntime:
 def _forward_route_label(scope: Scope) -> str | None:
     # Forwarded calls share one route template; name them by service and first path segment
     # (a fixed table), never by the raw path, so the label set stays bounded.
-    route = scope.get("route")
-    if getattr(route, "endpoint", None) is not forward:
+    if scope.get("endpoint") is not forward:
         return None
     path: str = scope["path"]
     service = resolve(path)
     if service is None:
-        return None  # 404 from the forwarder: "unmatched"
+        return UNMATCHED  # no service owns it: the forwarder answers 404
     segment = path[len(API_PREFIX) :].partition("/")[0]
     return f"forward:{service}:{API_PREFIX}{segment}"
 
