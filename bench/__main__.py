@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import list_queries, sla_lateness
 from services.common import business_time
 from services.common.business_time import Calendar
 from services.common.identity import Identity, Role, sign_identity, verify_identity
@@ -90,25 +91,70 @@ BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "identity_token": bench_identity_token,
     "business_time": bench_business_time,
 }
+# Whole-stack benchmarks (minutes each): run only when named, e.g. `python -m bench sla_lateness`.
+STACK_BENCHMARKS = ("sla_lateness", "list_queries")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the named benchmarks (all by default) and write their results."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"one of {', '.join([*BENCHMARKS, *STACK_BENCHMARKS])}",
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=sla_lateness.DEFAULT_REQUESTS,
+        help="sla_lateness: requests per measurement (steady and burst)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=sla_lateness.DEFAULT_RATE,
+        help="sla_lateness: requests filed per second in the steady measurement",
+    )
+    parser.add_argument(
+        "--target-seconds",
+        type=int,
+        default=None,
+        help="sla_lateness: resolution target of the steady measurement "
+        "(default: just longer than filing the requests takes)",
+    )
+    parser.add_argument("--no-burst", action="store_true", help="sla_lateness: steady only")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=list_queries.DEFAULT_ROWS,
+        help="list_queries: requests bulk-loaded into a scratch PostgreSQL database",
+    )
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    benchmarks = {
+        **BENCHMARKS,
+        "sla_lateness": lambda _seconds: sla_lateness.run(
+            sla_lateness.Options(
+                requests=args.requests,
+                rate=args.rate,
+                target_seconds=args.target_seconds,
+                burst=not args.no_burst,
+            )
+        ),
+        "list_queries": lambda _seconds: list_queries.run(list_queries.Options(rows=args.rows)),
+    }
+    unknown = sorted(set(args.names) - set(benchmarks))
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
+        parser.error(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(benchmarks)})")
     RESULTS.mkdir(exist_ok=True)
-    for name in args.names or list(BENCHMARKS):
+    for name in args.names or [n for n in benchmarks if n not in STACK_BENCHMARKS]:
         result = {
             "benchmark": name,
             "measured_at": datetime.now(UTC).isoformat(),
             "python": platform.python_version(),
             "machine": platform.machine(),
-            "results": BENCHMARKS[name](args.seconds),
+            "results": benchmarks[name](args.seconds),
         }
         path = RESULTS / f"{name}.json"
         path.write_text(json.dumps(result, indent=2) + "\n")
