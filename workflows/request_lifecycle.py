@@ -232,6 +232,8 @@ class RequestLifecycleWorkflow:
         self._retry_at: dict[str, datetime] = {}
         self._backoff: dict[str, timedelta] = {}
         self._publishing: set[asyncio.Task[None]] = set()
+        self._publish_queue: list[PublishSlaEventInput] = []
+        self._publisher: asyncio.Task[None] | None = None
         self._unpublished: dict[str, PublishSlaEventInput] = {
             event.event_id: event for event in sla.unpublished_events
         }
@@ -638,21 +640,28 @@ class RequestLifecycleWorkflow:
     # --- activity calls ------------------------------------------------------------------
 
     async def _publish(self, event: PublishSlaEventInput) -> None:
-        """Publish in the background: a slow or down gateway never holds the clocks."""
+        """Publish in the background, in order: a slow or down gateway never holds the clocks.
 
-        async def send() -> None:
+        One sender drains a queue, so events reach the gateway (and so each subscriber) in the
+        order the workflow raised them, even when several alarms fall due at once after an outage.
+        """
+        self._unpublished[event.event_id] = event
+        self._publish_queue.append(event)
+        if self._publisher is None or self._publisher.done():
+            task = asyncio.create_task(self._drain_publish_queue())
+            self._publisher = task
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _drain_publish_queue(self) -> None:
+        while self._publish_queue:
+            event = self._publish_queue.pop(0)
             ok, _ = await self._call(
                 ACTIVITY_PUBLISH_SLA_EVENT, event, kind=None, retry=PUBLISH_RETRY
             )
             self._unpublished.pop(event.event_id, None)
             if not ok:
                 workflow.logger.error("event not published", extra={"event_id": event.event_id})
-
-        self._unpublished[event.event_id] = event
-
-        task = asyncio.create_task(send())
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
 
     async def _call(
         self,
