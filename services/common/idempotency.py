@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -119,10 +120,12 @@ class Outcome:
     body: Any
     replayed: bool = False
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """`Idempotent-Replayed: true` on a replay, nothing otherwise."""
-        return {"Idempotent-Replayed": "true"} if self.replayed else {}
+    def to_response(self, *, location: str | None = None) -> JSONResponse:
+        """The HTTP response: `Location` for a creation, `Idempotent-Replayed: true` on a replay."""
+        headers = {"Location": location} if location else {}
+        if self.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
 
 
 async def run_idempotent(

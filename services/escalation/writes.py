@@ -20,9 +20,7 @@ MAX_ID = 2**31 - 1
 
 def outcome_response(outcome: Outcome, *, location: str | None = None) -> JSONResponse:
     """The HTTP response of a write (`Idempotent-Replayed: true` on a replay)."""
-    headers = {"Location": location} if location else {}
-    headers.update(outcome.headers)
-    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+    return outcome.to_response(location=location)
 
 
 async def idempotent(

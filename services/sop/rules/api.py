@@ -70,10 +70,7 @@ DECISION_WAIT_SECONDS = 10.0
 
 def write_response(outcome: Outcome, *, location: str | None = None) -> JSONResponse:
     """The JSON response of a write (`Location` for a creation, a marker on a replay)."""
-    headers = {"Location": location} if location else {}
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+    return outcome.to_response(location=location)
 
 
 @router.post(

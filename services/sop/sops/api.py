@@ -67,10 +67,7 @@ CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 def _write_response(outcome: service.Outcome, *, location: str | None = None) -> JSONResponse:
-    headers = {"Location": location} if location else {}
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+    return outcome.to_response(location=location)
 
 
 @sops_router.post(
