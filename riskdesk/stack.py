@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from riskdesk.temporal_server import dev_server_command, port_is_free
+from riskdesk.temporal_server import dev_server_command, free_port_except, port_is_free
 from services.common.identity import Role
 from services.common.settings import SERVICE_NAMES, Settings
 
@@ -288,12 +288,17 @@ class StackLauncher:
         return child
 
     def _start_temporal(self) -> None:
+        chosen = {self.temporal_port, self.settings.temporal_ui_port}
+        chosen |= {self.settings.port_of(service) for service in SERVICE_NAMES}
+        http_port = free_port_except(chosen, self.temporal_host)
         command = dev_server_command(
             host=self.temporal_host,
             port=self.temporal_port,
             ui_port=self.settings.temporal_ui_port,
             db_file=self.data_dir / "temporal.db",
             namespace=self.settings.temporal_namespace,
+            http_port=http_port,
+            metrics_port=free_port_except(chosen | {http_port}, self.temporal_host),
         )
         self._spawn("temporal", command)
 

@@ -38,6 +38,8 @@ def dev_server_command(
     ui_port: int | None,
     db_file: Path | None,
     namespace: str = "default",
+    http_port: int | None = None,
+    metrics_port: int | None = None,
 ) -> list[str]:
     """A dev server command line; `db_file=None` keeps state in memory, `ui_port=None` no UI."""
     command = [
@@ -55,6 +57,12 @@ def dev_server_command(
         *dev_server_flags(),
     ]
     command += ["--ui-port", str(ui_port)] if ui_port is not None else ["--headless"]
+    # Left out, the server binds random ports for these, which can land on a port the caller
+    # chose (and has not bound yet) for one of its own services.
+    if http_port is not None:
+        command += ["--http-port", str(http_port)]
+    if metrics_port is not None:
+        command += ["--metrics-port", str(metrics_port)]
     if db_file is not None:
         # Measured: WAL + synchronous=normal roughly doubles the dev server's throughput on SQLite.
         command += [
@@ -80,6 +88,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_port_except(excluded: set[int], host: str = "127.0.0.1") -> int:
+    """A free port that is none of `excluded` (ports chosen for other processes, not bound yet)."""
+    while True:
+        port = free_port(host)
+        if port not in excluded:
+            return port
 
 
 def wait_for_port(
