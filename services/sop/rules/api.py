@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 
-from services.common.errors import PROBLEM_RESPONSES, Problem
+from services.common.errors import PROBLEM_RESPONSES, Problem, ValidationFailed
 from services.common.idempotency import IDEMPOTENCY_HEADER
 from services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from services.common.service_app import CurrentCaller, RuntimeDep, SessionDep
@@ -17,9 +17,11 @@ from services.sop.rules.domain import (
     DEFAULT_PRECISION_FLOOR,
     DEFAULT_PRECISION_WEEKS,
     Criteria,
+    RuleKind,
     RuleStatus,
 )
 from services.sop.rules.idempotency import Outcome
+from services.sop.rules.ml_models import DEFAULT_MODEL_PRECISION_FLOOR, ModelCriteria
 from services.sop.rules.schemas import (
     MAX_INT,
     PRINTABLE_PATTERN,
@@ -104,12 +106,15 @@ async def list_rules(
     mo_id: Annotated[
         int | None, Query(ge=1, le=MAX_INT, description="Rules catching this MO")
     ] = None,
+    kind: Annotated[RuleKind | None, Query(description="`rule` or `model`")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> RulePage:
-    """Rules matching every given filter, by id, one page at a time. A partner sees only its own
-    team's rules."""
-    filters = service.RuleFilters(statuses=status or (), team=team, owner=owner, mo_id=mo_id)
+    """Rules and ML models matching every given filter, by id, one page at a time (`kind=model`
+    for the models only). A partner sees only its own team's."""
+    filters = service.RuleFilters(
+        statuses=status or (), team=team, owner=owner, mo_id=mo_id, kind=kind
+    )
     return await service.list_rules(
         session, caller=caller, filters=filters, cursor=cursor, limit=limit
     )
@@ -124,17 +129,50 @@ async def list_rules(
 async def list_deprecation_candidates(
     session: SessionDep,
     caller: CurrentCaller,
-    no_hits_days: Annotated[int, Query(ge=1, le=3650)] = DEFAULT_NO_HITS_DAYS,
-    precision_floor: Annotated[float, Query(ge=0.0, le=1.0)] = DEFAULT_PRECISION_FLOOR,
+    no_hits_days: Annotated[int, Query(ge=1, le=3650, description="Rules only")] = (
+        DEFAULT_NO_HITS_DAYS
+    ),
+    precision_floor: Annotated[
+        float | None,
+        Query(ge=0.0, le=1.0, description="Default 0.1 for rules, 0.5 for models"),
+    ] = None,
     precision_weeks: Annotated[int, Query(ge=1, le=520)] = DEFAULT_PRECISION_WEEKS,
     team: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE_PATTERN)] = None,
+    kind: Annotated[RuleKind, Query(description="List rules (default) or ML models")] = (
+        RuleKind.RULE
+    ),
+    volume_floor: Annotated[
+        int | None, Query(ge=0, le=MAX_INT, description="Models only: volume actioned a week")
+    ] = None,
 ) -> CandidateList:
     """Active or retained rules that are non-impacting: no hits in `no_hits_days` days (counted
     from deployment for a rule that never fired), or a hit-weighted true-positive rate below
-    `precision_floor` over the last `precision_weeks` weeks. Each item says why, with numbers."""
-    criteria = Criteria(
-        no_hits_days=no_hits_days, precision_floor=precision_floor, precision_weeks=precision_weeks
-    )
+    `precision_floor` over the last `precision_weeks` weeks. With `kind=model`, the ML models
+    whose volume actioned averaged below `volume_floor` a week (default 10), or whose
+    hit-weighted precision was below `precision_floor`, over the last `precision_weeks` weeks.
+    Each item says why, with numbers."""
+    criteria: Criteria | ModelCriteria
+    if kind is RuleKind.MODEL:
+        criteria = ModelCriteria(
+            precision_floor=DEFAULT_MODEL_PRECISION_FLOOR
+            if precision_floor is None
+            else precision_floor,
+            weeks=precision_weeks,
+            **({} if volume_floor is None else {"volume_floor": volume_floor}),
+        )
+    elif volume_floor is not None:
+        raise ValidationFailed(
+            "volume_floor is a criterion of ML models (kind=model).",
+            errors=[
+                {"field": "query.volume_floor", "message": "models only", "code": "unexpected"}
+            ],
+        )
+    else:
+        criteria = Criteria(
+            no_hits_days=no_hits_days,
+            precision_floor=DEFAULT_PRECISION_FLOOR if precision_floor is None else precision_floor,
+            precision_weeks=precision_weeks,
+        )
     return await service.list_candidates(session, caller=caller, criteria=criteria, team=team)
 
 
@@ -232,7 +270,10 @@ async def propose_deprecation(
     rule for `monitoring_seconds` (default: the `rule_monitoring_seconds` setting, 28 days),
     checks the metrics posted meanwhile, and either retains the rule with the evidence or waits
     for a decision. 409 unless the rule is active or retained. Optional `replaced_by` /
-    `merged_into` are set when it is deprecated."""
+    `merged_into` are set when it is deprecated. An ML model (`kind: model`) goes through the
+    same steps but is checked on the model criteria: clean when its volume actioned averaged
+    below `criteria.volume_floor` a week (default 10) or its precision was below
+    `criteria.precision_floor` (default 0.5) during monitoring; rule-only criteria are a 422."""
     outcome = await service.propose_deprecation(
         session,
         caller=caller,

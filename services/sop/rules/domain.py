@@ -25,6 +25,14 @@ DEFAULT_MONITORING_SECONDS = 28 * 86_400
 MAX_MONITORING_SECONDS = 366 * 86_400
 
 
+class RuleKind(StrEnum):
+    """What an inventory entry is: a detection rule, or an ML model (services/sop/rules/ml_models.py
+    holds what is particular to models); both go through the same monitored deprecation."""
+
+    RULE = "rule"
+    MODEL = "model"
+
+
 class RuleStatus(StrEnum):
     """Where a rule is in its life; `deprecated` is terminal."""
 
@@ -66,6 +74,8 @@ class CandidateReason(StrEnum):
 
     NO_HITS = "no_hits"
     LOW_PRECISION = "low_precision"
+    # Models only: too little volume actioned (services/sop/rules/ml_models.py).
+    LOW_VOLUME = "low_volume"
 
 
 R = RuleStatus
@@ -158,6 +168,11 @@ class Snapshot:
     actioned_accounts: int
     last_fired_at: datetime | None
     updated_at: datetime
+    # Models only (None for a rule).
+    precision: float | None = None
+    recall: float | None = None
+    threshold: float | None = None
+    volume_actioned: int | None = None
 
 
 def weighted_precision(snapshots: Iterable[Snapshot]) -> float | None:

@@ -1,4 +1,5 @@
-"""Tables of the detection-rule inventory: rules, weekly metric snapshots, deprecations.
+"""Tables of the detection-rule inventory: rules and ML models, weekly metric snapshots,
+deprecations.
 
 Table names start with `rule_` (or are `rule`): the SOP tables of the same service live beside them.
 """
@@ -8,7 +9,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import UTCDateTime
@@ -25,6 +37,8 @@ class Rule(Base):
         Index("ix_rule_owner_id", "owner", "id"),
         # The "no hits in N days" test scans active rules by when they last fired.
         Index("ix_rule_status_last_fired_at", "status", "last_fired_at"),
+        # `?kind=model` (sop_0004).
+        Index("ix_rule_kind_id", "kind", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -32,6 +46,8 @@ class Rule(Base):
     owner: Mapped[str] = mapped_column(String(200))
     team: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text)
+    # `rule` or `model` (domain.RuleKind); rows from before sop_0004 are rules.
+    kind: Mapped[str] = mapped_column(String(16), default="rule", server_default=text("'rule'"))
     status: Mapped[str] = mapped_column(String(32))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -60,6 +76,11 @@ class RuleMetricSnapshot(Base):
     true_positive_rate: Mapped[float | None] = mapped_column(Float)
     actioned_accounts: Mapped[int] = mapped_column(Integer)
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What a model reports (sop_0004; null for a rule): see services/sop/rules/ml_models.py.
+    precision: Mapped[float | None] = mapped_column(Float)
+    recall: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    volume_actioned: Mapped[int | None] = mapped_column(Integer)
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -69,7 +90,11 @@ class RuleDeprecation(Base):
     """One proposal to deprecate a rule and how it went (monitoring, check, decision, outcome)."""
 
     __tablename__ = "rule_deprecation"
-    __table_args__ = (Index("ix_rule_deprecation_rule_id_id", "rule_id", "id"),)
+    __table_args__ = (
+        Index("ix_rule_deprecation_rule_id_id", "rule_id", "id"),
+        # Stats (sop_0006): deprecations finished in a period, by outcome.
+        Index("ix_rule_deprecation_finished_at_outcome", "finished_at", "outcome"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     rule_id: Mapped[str] = mapped_column(ForeignKey("rule.id", ondelete="CASCADE"))

@@ -22,6 +22,7 @@ from services.sop.rules.domain import (
     CandidateReason,
     Decision,
     DeprecationStage,
+    RuleKind,
     RuleStatus,
 )
 
@@ -80,10 +81,15 @@ class _Input(BaseModel):
 
 
 class RuleCreate(_Input):
-    """A rule to add to the inventory; `id` is the detection platform's rule id."""
+    """A rule (or an ML model) to add to the inventory; `id` is the platform's own id."""
 
     id: RuleId
     name: Name
+    kind: RuleKind = Field(
+        default=RuleKind.RULE,
+        description="`rule` or `model`: an ML model reports precision, recall at a threshold "
+        "and volume actioned, and is deprecated on model criteria.",
+    )
     owner: Owner
     team: Team = Field(description="The team that owns the rule.")
     description: Description = ""
@@ -125,6 +131,7 @@ class RuleRead(BaseModel):
     owner: str
     team: str
     description: str
+    kind: RuleKind
     status: RuleStatus
     mo_ids: list[int]
     deployed_at: datetime
@@ -142,13 +149,30 @@ class RulePage(Page[RuleRead]):
 
 
 class MetricFields(_Input):
-    """The fields of one weekly snapshot."""
+    """The fields of one weekly snapshot. A rule reports `hits` (required), `true_positive_rate`
+    and `actioned_accounts`; a model reports `threshold`, `precision` and `recall` at it and
+    `volume_actioned` (required; `hits`, its alerts, defaults to the volume). Each kind's fields
+    are a 422 on the other kind."""
 
     week_start: date = Field(description="Monday of the ISO week the snapshot covers.")
-    hits: int = Field(ge=0, le=MAX_INT)
+    hits: int | None = Field(default=None, ge=0, le=MAX_INT)
     true_positive_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     actioned_accounts: int = Field(default=0, ge=0, le=MAX_INT)
     last_fired_at: AwareDatetime | None = None
+    precision: float | None = Field(default=None, ge=0.0, le=1.0, description="Models only")
+    recall: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Models only: recall at `threshold`"
+    )
+    threshold: float | None = Field(
+        default=None,
+        ge=-1e12,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Models only: the score above which the model acts",
+    )
+    volume_actioned: int | None = Field(
+        default=None, ge=0, le=MAX_INT, description="Models only: accounts or orders actioned"
+    )
 
     _past = field_validator("last_fired_at")(_not_future)
 
@@ -196,6 +220,10 @@ class MetricRead(BaseModel):
     true_positive_rate: float | None
     actioned_accounts: int
     last_fired_at: datetime | None
+    precision: float | None = None
+    recall: float | None = None
+    threshold: float | None = None
+    volume_actioned: int | None = None
     recorded_by: str
     recorded_at: datetime
     updated_at: datetime
@@ -221,11 +249,14 @@ class MetricPage(Page[MetricRead]):
 
 
 class CriteriaInput(_Input):
-    """The "non-impacting" test (defaults apply to absent fields)."""
+    """The "non-impacting" test (defaults apply to absent fields). A rule takes `no_hits_days`,
+    `precision_floor` and `precision_weeks`; a model `precision_floor` and `volume_floor`
+    (average volume actioned a week)."""
 
     no_hits_days: int | None = Field(default=None, ge=1, le=3650)
     precision_floor: float | None = Field(default=None, ge=0.0, le=1.0)
     precision_weeks: int | None = Field(default=None, ge=1, le=520)
+    volume_floor: int | None = Field(default=None, ge=0, le=MAX_INT, description="Models only")
 
 
 class DeprecationCreate(_Input):

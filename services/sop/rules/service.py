@@ -42,6 +42,7 @@ from services.sop.rules.domain import (
     Criteria,
     DeprecationStage,
     RuleAction,
+    RuleKind,
     RuleStatus,
     Snapshot,
     candidate_findings,
@@ -54,6 +55,15 @@ from services.sop.rules.domain import (
     weighted_precision,
 )
 from services.sop.rules.idempotency import Outcome, run_idempotent
+from services.sop.rules.ml_models import (
+    ModelCriteria,
+    ReportedMetric,
+    evaluate_model_monitoring,
+    metric_errors,
+    model_candidate_findings,
+    model_hits,
+    weighted_model_precision,
+)
 from services.sop.rules.models import Rule, RuleDeprecation, RuleMetricSnapshot
 from services.sop.rules.schemas import (
     CandidateFindingRead,
@@ -107,6 +117,7 @@ class RuleFilters:
     team: str | None = None
     owner: str | None = None
     mo_id: int | None = None
+    kind: RuleKind | None = None
 
 
 def rule_path(rule_id: str) -> str:
@@ -135,6 +146,7 @@ def _read(rule: Rule, mo_ids: list[int]) -> RuleRead:
         owner=rule.owner,
         team=rule.team,
         description=rule.description,
+        kind=RuleKind(rule.kind),
         status=RuleStatus(rule.status),
         mo_ids=mo_ids,
         deployed_at=rule.deployed_at,
@@ -200,6 +212,7 @@ async def create_rule(
             owner=data.owner,
             team=data.team,
             description=data.description,
+            kind=data.kind.value,
             status=RuleStatus.ACTIVE.value,
             deployed_at=data.deployed_at or now,
             last_fired_at=None,
@@ -255,6 +268,8 @@ async def list_rules(
         query = query.where(Rule.status.in_([s.value for s in filters.statuses]))
     if filters.owner is not None:
         query = query.where(Rule.owner == filters.owner)
+    if filters.kind is not None:
+        query = query.where(Rule.kind == filters.kind.value)
     if filters.mo_id is not None:
         query = query.where(
             Rule.id.in_(select(MoRuleLink.rule_id).where(MoRuleLink.mo_id == filters.mo_id))
@@ -357,14 +372,37 @@ async def _refresh_last_fired(session: AsyncSession, rule: Rule) -> None:
         rule.last_fired_at = latest
 
 
+def _reported(data: MetricFields) -> ReportedMetric:
+    return ReportedMetric(
+        given=frozenset(data.model_fields_set),
+        hits=data.hits,
+        true_positive_rate=data.true_positive_rate,
+        precision=data.precision,
+        recall=data.recall,
+        threshold=data.threshold,
+        volume_actioned=data.volume_actioned,
+    )
+
+
+def _metric_errors(rule: Rule, data: MetricFields, *, prefix: str) -> list[dict[str, str]]:
+    """What is wrong with a snapshot for this rule's kind (a model reports other fields)."""
+    return metric_errors(RuleKind(rule.kind), _reported(data), prefix=prefix)
+
+
 async def _write_metric(
     session: AsyncSession, *, caller: Identity, rule: Rule, data: MetricFields, now: datetime
 ) -> MetricWritten:
+    reported = _reported(data)
+    is_model = rule.kind == RuleKind.MODEL.value
     values = {
-        "hits": data.hits,
+        "hits": model_hits(reported) if is_model else data.hits,
         "true_positive_rate": data.true_positive_rate,
         "actioned_accounts": data.actioned_accounts,
         "last_fired_at": data.last_fired_at,
+        "precision": data.precision,
+        "recall": data.recall,
+        "threshold": data.threshold,
+        "volume_actioned": data.volume_actioned,
     }
     existing = (
         await session.execute(
@@ -406,6 +444,9 @@ async def record_metric(
     require_writer(caller, "post rule metrics")
     for attempt in range(2):
         rule = await get_rule(session, caller=caller, rule_id=rule_id)
+        errors = _metric_errors(rule, data, prefix="body")
+        if errors:
+            raise ValidationFailed(f"This snapshot does not fit a {rule.kind}.", errors=errors)
         try:
             written = await _write_metric(
                 session, caller=caller, rule=rule, data=data, now=utcnow()
@@ -455,6 +496,13 @@ async def record_metrics_bulk(
         ]
         if unknown:
             raise ValidationFailed("Some snapshots name unknown rules.", errors=unknown)
+        misfits = [
+            error
+            for i, item in enumerate(data.items)
+            for error in _metric_errors(rules[item.rule_id], item, prefix=f"body.items.{i}")
+        ]
+        if misfits:
+            raise ValidationFailed("Some snapshots do not fit their rule's kind.", errors=misfits)
         now = utcnow()
         try:
             written = [
@@ -522,6 +570,10 @@ def _snapshot(row: RuleMetricSnapshot) -> Snapshot:
         actioned_accounts=row.actioned_accounts,
         last_fired_at=row.last_fired_at,
         updated_at=row.updated_at,
+        precision=row.precision,
+        recall=row.recall,
+        threshold=row.threshold,
+        volume_actioned=row.volume_actioned,
     )
 
 
@@ -529,19 +581,25 @@ async def list_candidates(
     session: AsyncSession,
     *,
     caller: Identity,
-    criteria: Criteria,
+    criteria: Criteria | ModelCriteria,
     team: str | None = None,
     limit: int = 500,
 ) -> CandidateList:
-    """Active (or retained) rules the non-impacting test flags, quietest first."""
+    """Active (or retained) rules the non-impacting test flags, quietest first; with
+    `ModelCriteria`, the ML models the model criteria flag instead."""
     if caller.role is Role.PARTNER:
         if team is not None and team != caller.team:
             return CandidateList(criteria=criteria.to_dict(), items=[])
         team = caller.team
+    if isinstance(criteria, ModelCriteria):
+        return await _model_candidates(session, criteria=criteria, team=team, limit=limit)
     now = utcnow()
     quiet_cutoff = now - timedelta(days=criteria.no_hits_days)
     precision_from = week_start_of(now.date()) - timedelta(weeks=criteria.precision_weeks)
-    scope: list[ColumnElement[bool]] = [Rule.status.in_(CANDIDATE_STATUSES)]
+    scope: list[ColumnElement[bool]] = [
+        Rule.kind == RuleKind.RULE.value,
+        Rule.status.in_(CANDIDATE_STATUSES),
+    ]
     if team is not None:
         scope.append(Rule.team == team)
     quiet = select(Rule.id).where(
@@ -610,6 +668,61 @@ async def list_candidates(
         key=lambda c: (c.rule.last_fired_at is not None, c.rule.last_fired_at or now, c.rule.id)
     )
     return CandidateList(criteria=criteria.to_dict(), items=items[:limit])
+
+
+async def _model_candidates(
+    session: AsyncSession, *, criteria: ModelCriteria, team: str | None, limit: int
+) -> CandidateList:
+    """Active (or retained) models the model criteria flag, least volume first.
+
+    Models are few next to rules (dozens, not thousands): each is judged in Python on its
+    snapshots of the last `criteria.weeks` weeks, read through the (kind, id) index.
+    """
+    now = utcnow()
+    since = week_start_of(now.date()) - timedelta(weeks=criteria.weeks)
+    query = select(Rule).where(
+        Rule.kind == RuleKind.MODEL.value, Rule.status.in_(CANDIDATE_STATUSES)
+    )
+    if team is not None:
+        query = query.where(Rule.team == team)
+    models = list((await session.execute(query.order_by(Rule.id))).scalars())
+    recent: dict[str, list[Snapshot]] = {model.id: [] for model in models}
+    if models:
+        for row in (
+            await session.execute(
+                select(RuleMetricSnapshot).where(
+                    RuleMetricSnapshot.rule_id.in_(list(recent)),
+                    RuleMetricSnapshot.week_start >= since,
+                )
+            )
+        ).scalars():
+            recent[row.rule_id].append(_snapshot(row))
+    links = await _mo_ids_of(session, [m.id for m in models])
+    flagged: list[tuple[int, CandidateRead]] = []
+    for model in models:
+        findings = model_candidate_findings(
+            recent=recent[model.id], now=now, deployed_at=model.deployed_at, criteria=criteria
+        )
+        if not findings:
+            continue
+        volume = sum(s.volume_actioned or 0 for s in recent[model.id])
+        last = model.last_fired_at
+        flagged.append(
+            (
+                volume,
+                CandidateRead(
+                    rule=_read(model, links[model.id]),
+                    findings=[
+                        CandidateFindingRead(reason=f.reason, detail=f.detail) for f in findings
+                    ],
+                    days_since_last_hit=(now - last).total_seconds() / 86_400 if last else None,
+                    precision=weighted_model_precision(recent[model.id]),
+                    weeks_considered=criteria.weeks,
+                ),
+            )
+        )
+    flagged.sort(key=lambda pair: (pair[0], pair[1].rule.id))
+    return CandidateList(criteria=criteria.to_dict(), items=[c for _, c in flagged[:limit]])
 
 
 # --- deprecation ------------------------------------------------------------------------------
@@ -696,7 +809,7 @@ async def _propose(
     )
     await _set_status(session, rule, RuleAction.PROPOSE_DEPRECATION)
     given = data.criteria.model_dump(exclude_none=True) if data.criteria else {}
-    criteria = Criteria.from_dict(given)
+    criteria = _criteria_for(RuleKind(rule.kind), given)
     now = utcnow()
     row = RuleDeprecation(
         rule_id=rule.id,
@@ -705,7 +818,7 @@ async def _propose(
         proposed_by=caller.subject,
         proposed_at=now,
         monitoring_seconds=data.monitoring_seconds or default_monitoring_seconds,
-        criteria=criteria.to_dict(),
+        criteria=criteria,
         replaced_by=data.replaced_by,
         merged_into=data.merged_into,
     )
@@ -731,6 +844,32 @@ async def _propose(
         signal_arg=start,
     )
     return row
+
+
+# Criteria that only one kind takes: the other kind's proposal refuses them.
+RULE_ONLY_CRITERIA = ("no_hits_days", "precision_weeks")
+MODEL_ONLY_CRITERIA = ("volume_floor",)
+
+
+def _criteria_for(kind: RuleKind, given: dict[str, Any]) -> dict[str, Any]:
+    """The stored criteria of a proposal: the kind's defaults overridden by what was given."""
+    foreign = RULE_ONLY_CRITERIA if kind is RuleKind.MODEL else MODEL_ONLY_CRITERIA
+    wrong = [name for name in foreign if name in given]
+    if wrong:
+        raise ValidationFailed(
+            f"A {kind.value} is not judged on {', '.join(wrong)}.",
+            errors=[
+                {
+                    "field": f"body.criteria.{name}",
+                    "message": f"not a criterion of a {kind.value}",
+                    "code": "unexpected",
+                }
+                for name in wrong
+            ],
+        )
+    if kind is RuleKind.MODEL:
+        return ModelCriteria.from_dict(given).to_dict()
+    return Criteria.from_dict(given).to_dict()
 
 
 async def list_deprecations(
@@ -888,7 +1027,7 @@ async def check_monitoring(
 ) -> MonitoringCheck:
     """Check the metrics posted during monitoring against the criteria (once; repeats replay)."""
     _require_system(caller)
-    _rule, row = await _deprecation(session, rule_id=rule_id, deprecation_id=deprecation_id)
+    rule, row = await _deprecation(session, rule_id=rule_id, deprecation_id=deprecation_id)
     if row.checked_at is not None and row.evidence is not None:
         return MonitoringCheck(
             deprecation_id=row.id,
@@ -911,12 +1050,20 @@ async def check_monitoring(
             )
         ).scalars()
     ]
-    verdict = evaluate_monitoring(
-        snapshots=snapshots,
-        started_at=started_at,
-        checked_at=now,
-        criteria=Criteria.from_dict(row.criteria),
-    )
+    if rule.kind == RuleKind.MODEL.value:
+        verdict = evaluate_model_monitoring(
+            snapshots=snapshots,
+            started_at=started_at,
+            checked_at=now,
+            criteria=ModelCriteria.from_dict(row.criteria),
+        )
+    else:
+        verdict = evaluate_monitoring(
+            snapshots=snapshots,
+            started_at=started_at,
+            checked_at=now,
+            criteria=Criteria.from_dict(row.criteria),
+        )
     row.evidence = {**verdict.evidence, "clean": verdict.clean}
     row.checked_at = now
     if verdict.clean:
