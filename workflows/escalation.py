@@ -9,7 +9,12 @@ change (`escalation_facts`; the newest version wins). From those facts it:
   delay after that, then `ladder_repeats` further program-manager reminders one delay apart. Each
   level is notified at most once per overdue episode; moving the due date starts a new episode;
 - stays quiet outside the owner's calendar hours: a notice falling outside them is sent at the
-  next open instant of the owner's calendar (services.common.business_time);
+  next open instant of the owner's calendar (services.common.business_time). That calendar is the
+  item's own when it has one, else the owner's gateway calendar (`calendar_id` from the person
+  directory), fetched by the `fetch_owner_calendar` activity from the gateway's
+  `GET /internal/calendars/{id}` and cached in workflow state (fetched again after
+  `calendar_refresh_seconds`, carried across continue-as-new), else the program office default
+  (also when the gateway does not know the calendar or cannot be reached);
 - judges closure: the `approve_closure` update's validator refuses (nothing written to history)
   while an item is open or a Sev-2 / COE escalation has no RCA, with the reason. An accepted update
   records the approval; the escalation service then closes the escalation, and the closed snapshot
@@ -21,14 +26,18 @@ Notifications go through the `publish_escalation_event` activity to the gateway'
 `escalation-<id>:item-<item id>:ladder:<level>:<episode>`, `...:ladder:program_manager:<episode>:
 repeat-<n>`): a retried activity or a replayed workflow never notifies twice, and what was sent is
 workflow state, so a worker restart sends nothing again. History stays bounded: it continues as
-new when Temporal suggests it, carrying the chases.
+new when Temporal suggests it (or past `follow_up.history_limit` events, when set), carrying the
+chases, the sent event ids and the cached calendars.
+
+The pure rules it shares with the escalation service (closure, chased statuses, the default
+calendar) live in workflows/escalation_rules.py: no service module is imported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,8 +48,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from services.common.business_time import Calendar, CalendarError, add
-    from services.escalation.action_items.domain import CHASED_STATUSES, RESOLVED_STATUSES
-    from services.escalation.domain import DEFAULT_CALENDAR_SPEC, closure_blockers
     from workflows.contracts import (
         ESCALATION_APPROVE_CLOSURE_UPDATE,
         ESCALATION_FACTS_SIGNAL,
@@ -54,14 +61,23 @@ with workflow.unsafe.imports_passed_through():
         EscalationFollowUp,
         EscalationWorkflowInput,
         EscalationWorkflowState,
+        FetchOwnerCalendarInput,
         ItemChase,
+        OwnerCalendar,
         PublishEscalationEventInput,
         escalation_workflow_id,
+    )
+    from workflows.escalation_rules import (
+        CHASED_ITEM_STATUSES,
+        DEFAULT_CALENDAR_SPEC,
+        RESOLVED_ITEM_STATUSES,
+        closure_blockers,
     )
     from workflows.search_attributes import REQUEST_STATUS, REQUEST_TEAM
     from workflows.service_api import ServiceApi
 
 ACTIVITY_PUBLISH_ESCALATION_EVENT = "publish_escalation_event"
+ACTIVITY_FETCH_OWNER_CALENDAR = "fetch_owner_calendar"
 REMINDER_EVENT = "escalation.reminder"
 OVERDUE_EVENT = "escalation.overdue"
 CLOSED_STATUS = "closed"
@@ -81,8 +97,18 @@ PUBLISH_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
     maximum_attempts=20,
 )
+# A calendar fetch is retried briefly; past that, quiet hours follow the default until the next
+# attempt, CALENDAR_RETRY later (or sooner if the refresh interval is shorter).
+FETCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+)
+CALENDAR_RETRY = timedelta(minutes=5)
 # How long a closed escalation waits for events still being published before it completes.
 CLOSE_GRACE = timedelta(seconds=10)
+PATCH_CAN_DRAINS_PUBLISHING = "escalation-continue-as-new-drains-publishing"
 SENT_WINDOW = 500
 ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -112,9 +138,25 @@ class EscalationActivities:
             request_id=input.trace_request_id,
         )
 
+    @activity.defn(name=ACTIVITY_FETCH_OWNER_CALENDAR)
+    async def fetch_owner_calendar(self, input: FetchOwnerCalendarInput) -> dict[str, Any] | None:
+        """The spec of a gateway calendar (`GET /internal/calendars/{id}`); None when the gateway
+        does not know the id (404)."""
+        response = await self.api.call(
+            "gateway",
+            "GET",
+            f"/internal/calendars/{input.calendar_id}",
+            request_id=input.trace_request_id,
+            ok_statuses=frozenset({404}),
+        )
+        if response.status_code == 404:
+            return None
+        spec = response.json().get("calendar")
+        return spec if isinstance(spec, dict) else None
+
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
         """Every activity of this class, for the worker."""
-        return [self.publish_escalation_event]
+        return [self.publish_escalation_event, self.fetch_owner_calendar]
 
 
 # --- Pure planning (no I/O, deterministic: used inside the workflow and unit-tested alone).
@@ -133,12 +175,49 @@ class Notice:
     event_id: str
 
 
-def calendar_of(item: ActionItemFacts) -> Calendar:
-    """The owner's calendar; a calendar that no longer parses falls back to the default."""
+def calendar_of(
+    item: ActionItemFacts, fetched: Mapping[str, OwnerCalendar] | None = None
+) -> Calendar:
+    """The calendar an item is chased on: its own, else its owner's gateway calendar (as
+    fetched), else the program office default; one that does not parse falls back too."""
+    spec: Mapping[str, Any] = DEFAULT_CALENDAR_SPEC
+    if item.calendar:
+        spec = item.calendar
+    elif item.calendar_id is not None and fetched is not None:
+        cached = fetched.get(item.calendar_id)
+        if cached is not None and cached.spec is not None:
+            spec = cached.spec
     try:
-        return Calendar.from_spec(item.calendar or DEFAULT_CALENDAR_SPEC)
+        return Calendar.from_spec(spec)
     except CalendarError:
         return Calendar.from_spec(DEFAULT_CALENDAR_SPEC)
+
+
+def calendars_to_fetch(
+    facts: EscalationFacts,
+    fetched: Mapping[str, OwnerCalendar],
+    *,
+    refresh: timedelta,
+    now: datetime,
+) -> list[str]:
+    """Owner calendar ids the chased items need that are missing or due for a refresh."""
+    wanted = sorted(
+        {
+            item.calendar_id
+            for item in facts.items
+            if item.calendar_id and not item.calendar and item.status in CHASED_ITEM_STATUSES
+        }
+    )
+    due: list[str] = []
+    for calendar_id in wanted:
+        cached = fetched.get(calendar_id)
+        if cached is None:
+            due.append(calendar_id)
+            continue
+        wait = min(refresh, CALENDAR_RETRY) if cached.failed else refresh
+        if now - cached.fetched_at >= wait:
+            due.append(calendar_id)
+    return due
 
 
 def next_open(calendar: Calendar, at: datetime) -> datetime:
@@ -171,11 +250,13 @@ def pending_notices(
     program_manager: str | None,
     follow_up: EscalationFollowUp,
     now: datetime,
+    calendar: Calendar | None = None,
 ) -> list[Notice]:
-    """Every notice of this item not yet sent in its current episode, with its send instant."""
-    if item.status not in CHASED_STATUSES:
+    """Every notice of this item not yet sent in its current episode, with its send instant
+    (quiet hours on `calendar`, by default the item's own or the program office's)."""
+    if item.status not in CHASED_ITEM_STATUSES:
         return []
-    calendar = calendar_of(item)
+    calendar = calendar or calendar_of(item)
     prefix = f"{escalation_workflow_id(escalation_id)}:item-{item.item_id}"
     due = item.due_at
     delay = timedelta(seconds=follow_up.ladder_delay_seconds)
@@ -263,6 +344,8 @@ class EscalationWorkflow:
         self._unpublished: dict[str, PublishEscalationEventInput] = {
             e.event_id: e for e in carry.unpublished
         }
+        self._calendars: dict[str, OwnerCalendar] = {c.calendar_id: c for c in carry.calendars}
+        self._runs = carry.runs
 
     @workflow.run
     async def run(self, input: EscalationWorkflowInput) -> EscalationWorkflowState:
@@ -272,8 +355,16 @@ class EscalationWorkflow:
         await workflow.wait_condition(lambda: self._facts is not None)
         self._upsert_search_attributes()
         while not self._closed():
-            if workflow.info().is_continue_as_new_suggested():
+            if self._history_full():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                # Let notices in flight land first: what is still unpublished after the grace is
+                # carried over and published again under the same ids (the gateway drops repeats).
+                # Patched: runs that continued as new before this wait existed replay unchanged.
+                if workflow.patched(PATCH_CAN_DRAINS_PUBLISHING):
+                    with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                        await workflow.wait_condition(
+                            lambda: not self._publishing, timeout=CLOSE_GRACE
+                        )
                 workflow.continue_as_new(
                     EscalationWorkflowInput(
                         escalation_id=input.escalation_id,
@@ -284,9 +375,12 @@ class EscalationWorkflow:
                             sent_event_ids=list(self._sent),
                             approval=self._approval,
                             unpublished=list(self._unpublished.values()),
+                            calendars=list(self._calendars.values()),
+                            runs=self._runs + 1,
                         ),
                     )
                 )
+            await self._refresh_calendars()
             now = workflow.now()
             due, next_at = self._plan(now)
             for item, notice in due:
@@ -297,8 +391,7 @@ class EscalationWorkflow:
             timeout = (next_at - now) if next_at is not None else None
             with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._changed or workflow.info().is_continue_as_new_suggested(),
-                    timeout=timeout,
+                    lambda: self._changed or self._history_full(), timeout=timeout
                 )
         await workflow.wait_condition(workflow.all_handlers_finished)
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
@@ -355,6 +448,45 @@ class EscalationWorkflow:
     def _closed(self) -> bool:
         return self._facts is not None and self._facts.status == CLOSED_STATUS
 
+    def _history_full(self) -> bool:
+        """Time to continue as new: Temporal suggests it, or the configured limit is reached."""
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        limit = self._facts.follow_up.history_limit if self._facts is not None else 0
+        return limit > 0 and info.get_current_history_length() >= limit
+
+    async def _refresh_calendars(self) -> None:
+        """Fetch the owner calendars the chased items need and the cache lacks (or holds too
+        long). A failed fetch is cached as failed: quiet hours follow the default meanwhile."""
+        facts = self._facts
+        assert facts is not None
+        refresh = timedelta(seconds=facts.follow_up.calendar_refresh_seconds)
+        for calendar_id in calendars_to_fetch(
+            facts, self._calendars, refresh=refresh, now=workflow.now()
+        ):
+            try:
+                spec: dict[str, Any] | None = await workflow.execute_activity(
+                    ACTIVITY_FETCH_OWNER_CALENDAR,
+                    FetchOwnerCalendarInput(
+                        calendar_id=calendar_id, trace_request_id=facts.trace_request_id
+                    ),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=FETCH_RETRY,
+                )
+            except ActivityError as exc:
+                workflow.logger.warning(
+                    "owner calendar not fetched",
+                    extra={"calendar_id": calendar_id, "error": str(exc.cause or exc)},
+                )
+                self._calendars[calendar_id] = OwnerCalendar(
+                    calendar_id=calendar_id, fetched_at=workflow.now(), failed=True
+                )
+                continue
+            self._calendars[calendar_id] = OwnerCalendar(
+                calendar_id=calendar_id, fetched_at=workflow.now(), spec=spec
+            )
+
     def _plan(self, now: datetime) -> tuple[list[tuple[ActionItemFacts, Notice]], datetime | None]:
         """The notices due now (in order) and the instant of the next one."""
         facts = self._facts
@@ -374,6 +506,7 @@ class EscalationWorkflow:
                     program_manager=facts.program_manager,
                     follow_up=facts.follow_up,
                     now=now,
+                    calendar=calendar_of(item, self._calendars),
                 )
             for notice in notices:
                 if notice.at <= now:
@@ -451,7 +584,7 @@ class EscalationWorkflow:
         facts = self._facts
         open_items: list[int] = []
         if facts is not None:
-            open_items = [i.item_id for i in facts.items if i.status not in RESOLVED_STATUSES]
+            open_items = [i.item_id for i in facts.items if i.status not in RESOLVED_ITEM_STATUSES]
         return EscalationWorkflowState(
             escalation_id=self._input.escalation_id,
             version=facts.version if facts else 0,
@@ -461,6 +594,8 @@ class EscalationWorkflow:
             chases=sorted(self._chases.values(), key=lambda c: c.item_id),
             sent_event_ids=list(self._sent),
             approval=self._approval,
+            calendars=sorted(self._calendars.values(), key=lambda c: c.calendar_id),
+            runs=self._runs,
         )
 
     def _upsert_search_attributes(self) -> None:

@@ -12,6 +12,10 @@ Closure: the program manager's approval is the `approve_closure` update of Escal
 validator enforces the closure rules on the workflow's facts); once accepted, this service closes
 the escalation in the same call, re-checking the rules on its own tables.
 
-Calendars: action items carry their owner's calendar spec (default: India business hours, in
-`domain.DEFAULT_CALENDAR_SPEC`). The gateway's `/calendars` are meant to become the source later.
+- `people/`: the person directory (`/api/v1/people`): each owner's manager (the ladder's second
+  level) and calendar (a gateway calendar id); `people/resolution.py` holds the rules.
+
+Calendars: an action item's own `calendar` wins; else its owner's directory calendar, read from the
+gateway's `GET /internal/calendars/{id}` (default due dates here, quiet hours in the workflow);
+else the program office default (India business hours, `workflows/escalation_rules.py`).
 """

@@ -16,6 +16,7 @@ from services.common.service_app import CurrentCaller, RuntimeDep, SessionDep
 from services.escalation import service
 from services.escalation.access import get_escalation
 from services.escalation.domain import EscalationStatus, Severity, Source
+from services.escalation.people.resolution import GatewayCalendarsDep
 from services.escalation.schemas import (
     PRINTABLE_PATTERN,
     ClosureApprovalCreate,
@@ -222,16 +223,19 @@ async def put_rca(
     session: SessionDep,
     caller: CurrentCaller,
     runtime: RuntimeDep,
+    calendars: GatewayCalendarsDep,
 ) -> RcaRead:
     """Store the RCA as the next version: what happened, impact, timeline, five-whys chains (1 to
     5 steps each), a root-cause category, contributing factors, what went well, lessons learned,
-    and corrective actions, each linking an action item of this escalation or creating one."""
+    and corrective actions, each linking an action item of this escalation or creating one (due
+    by the follow-up policy on its owner's calendar unless `due_at` is given)."""
     return await service.put_rca(
         session,
         caller=caller,
         escalation_id=escalation_id,
         data=body,
         context=WorkflowContext.of(runtime.settings),
+        calendars=calendars,
     )
 
 

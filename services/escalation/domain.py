@@ -6,20 +6,31 @@
 
 `close` is never a plain transition: it needs the program manager's approval, given through the
 `approve_closure` update of EscalationWorkflow (`POST /escalations/{id}/closure-approval`). The
-same closure rules (`closure_blockers`) are the update's validator and the service's final check.
-No I/O here.
+same closure rules (`closure_blockers`, in workflows/escalation_rules.py because the workflow
+applies them too) are the update's validator and the service's final check. No I/O here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from services.common.business_time import Calendar
 from services.common.errors import Forbidden, InvalidTransition, ValidationFailed
 from services.common.identity import STAFF_ROLES, Role
+
+# The rules the workflow applies too live on the service <-> workflow boundary; re-exported here.
+from workflows.escalation_rules import (
+    DEFAULT_CALENDAR_SPEC as DEFAULT_CALENDAR_SPEC,
+)
+from workflows.escalation_rules import (
+    RCA_REQUIRED_SOURCES as RCA_REQUIRED_SOURCES,
+)
+from workflows.escalation_rules import (
+    RESOLVED_ITEM_STATUSES as RESOLVED_ITEM_STATUSES,
+)
+from workflows.escalation_rules import closure_blockers as closure_blockers
 
 
 class Source(StrEnum):
@@ -74,10 +85,6 @@ TRANSITIONS: Mapping[Action, tuple[frozenset[EscalationStatus], EscalationStatus
     Action.REOPEN_ACTIONS: (frozenset({S.PENDING_CLOSURE}), S.ACTIONS_OPEN),
     Action.CLOSE: (frozenset({S.PENDING_CLOSURE}), S.CLOSED),
 }
-# Sources whose closure needs an RCA on file.
-RCA_REQUIRED_SOURCES = frozenset({Source.SEV2_TICKET, Source.COE})
-# Action item statuses that no longer block closure.
-RESOLVED_ITEM_STATUSES = frozenset({"done", "not_doing"})
 CLOSURE_APPROVER_ROLES = frozenset({Role.PROGRAM_MANAGER})
 
 
@@ -117,24 +124,6 @@ def plan_transition(
     return target
 
 
-def closure_blockers(
-    *, source: str, rca_present: bool, items: Iterable[tuple[int, str]]
-) -> list[str]:
-    """Why an escalation cannot close now (empty when it can): open items, a missing RCA.
-
-    `items` are (id, status) pairs. The workflow's update validator applies the same rules to its
-    facts (workflows/escalation.py) and the service re-checks them when it closes.
-    """
-    reasons: list[str] = []
-    open_ids = sorted(item_id for item_id, status in items if status not in RESOLVED_ITEM_STATUSES)
-    if open_ids:
-        listed = ", ".join(f"#{i}" for i in open_ids)
-        reasons.append(f"{len(open_ids)} action item(s) still open: {listed}")
-    if source in RCA_REQUIRED_SOURCES and not rca_present:
-        reasons.append(f"an RCA is required to close a {source} escalation and none is on file")
-    return reasons
-
-
 # --- Follow-up policy: default due dates of action items, in business days by severity.
 
 FOLLOW_UP_BUSINESS_DAYS: Mapping[Severity, int] = {
@@ -144,15 +133,6 @@ FOLLOW_UP_BUSINESS_DAYS: Mapping[Severity, int] = {
     Severity.SEV4: 20,
 }
 
-# The program office's calendar until action items use the gateway's calendars (issue 3's
-# `/calendars` are the source of truth later): India, Monday to Friday, 09:30-18:30 IST, with the
-# national public holidays.
-DEFAULT_CALENDAR_SPEC: dict[str, Any] = {
-    "timezone": "Asia/Kolkata",
-    "hours": {day: [["09:30", "18:30"]] for day in ("mon", "tue", "wed", "thu", "fri")},
-    "holidays": {"country": "IN", "subdivision": None},
-    "closed_dates": [],
-}
 _MAX_DAYS_SCANNED = 3_660
 
 

@@ -55,6 +55,7 @@ from services.escalation.domain import (
     plan_transition,
 )
 from services.escalation.models import Escalation, RcaVersion
+from services.escalation.people.resolution import GatewayCalendars
 from services.escalation.schemas import (
     ClosureApprovalCreate,
     ClosureApprovalRead,
@@ -268,11 +269,20 @@ async def put_rca(
     escalation_id: int,
     data: RcaPut,
     context: WorkflowContext,
+    calendars: GatewayCalendars,
 ) -> RcaRead:
     """Store the RCA as version n+1; each corrective action links or creates an action item."""
     escalation = await get_escalation(session, caller=caller, escalation_id=escalation_id)
     require_staff(caller, "write an RCA")
     require_not_closed(escalation, "its RCA cannot change")
+    # New items' calendars may come from the gateway: resolved before the write transaction.
+    new_calendars = {
+        index: await items.item_calendar(
+            session, owner=action.new_action_item.owner, given=None, calendars=calendars
+        )
+        for index, action in enumerate(data.corrective_actions)
+        if action.new_action_item is not None
+    }
     version = escalation.rca_version + 1
     # Compare-and-set first: of two concurrent PUTs the loser is a 409 before it writes anything.
     await bump(session, escalation, rca_version=version)
@@ -299,6 +309,7 @@ async def put_rca(
                 title=new.title,
                 description=action.description,
                 owner=new.owner,
+                calendar=new_calendars[index],
                 owner_manager=new.owner_manager,
                 priority=new.priority,
                 due_at=new.due_at,

@@ -22,6 +22,12 @@ from services.common.outbox import enqueue_signal
 from services.common.settings import Settings
 from services.escalation.action_items.models import ActionItem
 from services.escalation.models import Escalation, OutboxEvent
+from services.escalation.people.models import Person
+from services.escalation.people.resolution import (
+    CalendarSource,
+    ladder_manager,
+    people_by_handle,
+)
 from workflows.contracts import (
     ESCALATION_FACTS_SIGNAL,
     ESCALATION_WORKFLOW,
@@ -49,6 +55,8 @@ class WorkflowContext:
                 reminder_lead_seconds=settings.escalation_reminder_lead_seconds,
                 ladder_delay_seconds=settings.escalation_ladder_delay_seconds,
                 ladder_repeats=settings.escalation_ladder_repeats,
+                calendar_refresh_seconds=settings.escalation_calendar_refresh_seconds,
+                history_limit=settings.escalation_history_limit,
             ),
         )
 
@@ -72,15 +80,22 @@ async def bump(session: AsyncSession, escalation: Escalation, **changes: Any) ->
 async def signal_facts(
     session: AsyncSession, escalation: Escalation, context: WorkflowContext
 ) -> str:
-    """Queue the escalation's current facts for its workflow (call after `bump`, before commit)."""
+    """Queue the escalation's current facts for its workflow (call after `bump`, before commit).
+
+    Owners resolve through the person directory as it is now (people/resolution.py): the item's
+    own manager or the owner's, the item's own calendar or the owner's gateway calendar id.
+    """
     await session.flush()
-    items = (
-        await session.execute(
-            select(ActionItem)
-            .where(ActionItem.escalation_id == escalation.id)
-            .order_by(ActionItem.id)
-        )
-    ).scalars()
+    items = list(
+        (
+            await session.execute(
+                select(ActionItem)
+                .where(ActionItem.escalation_id == escalation.id)
+                .order_by(ActionItem.id)
+            )
+        ).scalars()
+    )
+    people = await people_by_handle(session, (item.owner for item in items))
     event_id = str(uuid.uuid4())
     facts = EscalationFacts(
         event_id=event_id,
@@ -94,18 +109,7 @@ async def signal_facts(
         owner=escalation.owner,
         program_manager=escalation.program_manager,
         rca_present=escalation.rca_version > 0,
-        items=[
-            ActionItemFacts(
-                item_id=item.id,
-                title=item.title,
-                owner=item.owner,
-                owner_manager=item.owner_manager,
-                due_at=item.due_at,
-                status=item.status,
-                calendar=item.calendar,
-            )
-            for item in items
-        ],
+        items=[_item_facts(item, people.get(item.owner)) for item in items],
         follow_up=context.follow_up,
         occurred_at=escalation.updated_at,
         trace_request_id=current_request_id(),
@@ -120,4 +124,18 @@ async def signal_facts(
         signal_name=ESCALATION_FACTS_SIGNAL,
         signal_arg=facts,
         event_id=event_id,
+    )
+
+
+def _item_facts(item: ActionItem, owner: Person | None) -> ActionItemFacts:
+    own_calendar = item.calendar_source == CalendarSource.ITEM.value
+    return ActionItemFacts(
+        item_id=item.id,
+        title=item.title,
+        owner=item.owner,
+        owner_manager=ladder_manager(item.owner_manager, owner),
+        due_at=item.due_at,
+        status=item.status,
+        calendar=item.calendar if own_calendar else {},
+        calendar_id=None if own_calendar or owner is None else owner.calendar_id,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -838,23 +839,24 @@ async def test_writes_work_while_temporal_is_down_and_approval_says_so(
         assert ready["outbox_pending"] == 3
 
 
+def pending_task_stacks() -> str:
+    """Every pending asyncio task with its stack: what a hung burst is waiting on."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        out.write(f"--- {task!r}\n")
+        task.print_stack(limit=25, file=out)
+    return out.getvalue()
+
+
 async def test_concurrent_changes_never_fail_with_a_500(
-    esc: EscalationStack,
-    identity_headers: Callable[..., dict[str, str]],
-    unique_team: str,
-    backend: str,
+    esc: EscalationStack, identity_headers: Callable[..., dict[str, str]], unique_team: str
 ) -> None:
-    if backend == "sqlite":
-        # Known issue (closing note of 2026-11-28): on SQLite this burst of concurrent writes has
-        # twice hung until pytest's timeout, every aiosqlite thread idle (an asyncio-level wait,
-        # not a database lock). PostgreSQL, the production database, runs it.
-        pytest.skip("intermittent hang under concurrent writes on SQLite; under investigation")
     analyst = staff(identity_headers)
     escalation = await esc.raise_escalation(analyst, team=unique_team)
     eid = escalation["id"]
     items = [await esc.add_item(eid, analyst, title=f"i{n}") for n in range(3)]
     version = (await esc.http.get(f"/api/v1/escalations/{eid}", headers=analyst)).json()["version"]
-    responses = await asyncio.gather(
+    burst = asyncio.gather(
         *(
             esc.http.patch(f"/api/v1/escalations/{eid}", json={"summary": f"s{n}"}, headers=analyst)
             for n in range(4)
@@ -865,6 +867,14 @@ async def test_concurrent_changes_never_fail_with_a_500(
             for _ in range(2)
         ),
     )
+    # This burst once hung on SQLite until pytest's 300 s timeout with nothing to show for it; if
+    # it ever stalls again, fail within a minute with every pending task's stack.
+    done, _ = await asyncio.wait({burst}, timeout=60)
+    if not done:
+        stacks = pending_task_stacks()
+        burst.cancel()
+        raise AssertionError("the burst of concurrent writes stalled:\n" + stacks)
+    responses = burst.result()
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 409}, [r.text for r in responses]
     for response in responses:

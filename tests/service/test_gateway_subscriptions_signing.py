@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from services.gateway.notifications.signing import DEFAULT_TOLERANCE_SECONDS, sign, verify
+from services.common.webhook_signature import DEFAULT_TOLERANCE_SECONDS, sign, verify
 
 SECRET = "whsec_test-secret"
 BODY = b'{"id":"request-1:resolution:breached:0","type":"sla.breached"}'

@@ -22,6 +22,7 @@ from services.escalation.domain import (
     Action,
     EscalationStatus,
     Severity,
+    Source,
     add_business_days,
     allowed_actions,
     closure_blockers,
@@ -36,8 +37,23 @@ from services.escalation.gaps.domain import (
     weeks_between,
 )
 from services.escalation.schemas import CorrectiveAction, FiveWhysChain, RcaPut
-from workflows.contracts import ActionItemFacts, EscalationFacts, EscalationFollowUp, ItemChase
-from workflows.escalation import NOT_CAUGHT_UP, closure_refusal, next_open, pending_notices
+from workflows import escalation_rules
+from workflows.contracts import (
+    ActionItemFacts,
+    EscalationFacts,
+    EscalationFollowUp,
+    ItemChase,
+    OwnerCalendar,
+)
+from workflows.escalation import (
+    CALENDAR_RETRY,
+    NOT_CAUGHT_UP,
+    calendar_of,
+    calendars_to_fetch,
+    closure_refusal,
+    next_open,
+    pending_notices,
+)
 
 S = EscalationStatus
 INDIA = Calendar.from_spec(DEFAULT_CALENDAR_SPEC)
@@ -341,3 +357,68 @@ def test_closure_refusal_on_the_workflow_facts() -> None:
     assert refusal is not None
     assert "pending_closure" in refusal.message
     assert closure_refusal(None, expected_version=1) is not None
+
+
+def test_shared_rules_match_the_service_vocabularies() -> None:
+    """The workflow's rules (workflows/escalation_rules.py) speak the service's statuses."""
+    items = {s.value for s in ItemStatus}
+    assert items >= escalation_rules.CHASED_ITEM_STATUSES
+    assert items >= escalation_rules.RESOLVED_ITEM_STATUSES
+    assert not escalation_rules.CHASED_ITEM_STATUSES & escalation_rules.RESOLVED_ITEM_STATUSES
+    # A proposed not_doing is neither chased nor resolved: it waits on the program manager.
+    assert "not_doing_proposed" not in escalation_rules.CHASED_ITEM_STATUSES
+    assert {"sev2_ticket", "coe"} == escalation_rules.RCA_REQUIRED_SOURCES
+    assert {s.value for s in Source} >= escalation_rules.RCA_REQUIRED_SOURCES
+
+
+def test_the_calendar_an_item_is_chased_on() -> None:
+    office = {"timezone": "Europe/Berlin", "always_open": True}
+    fetched = {
+        "office": OwnerCalendar(calendar_id="office", fetched_at=DUE, spec=office),
+        "gone": OwnerCalendar(calendar_id="gone", fetched_at=DUE),
+        "broken": OwnerCalendar(calendar_id="broken", fetched_at=DUE, spec={"timezone": "x"}),
+    }
+    own = facts_item(DUE, calendar_id="office")
+    assert calendar_of(own, fetched).timezone == "UTC"  # the item's own calendar wins
+    owner = facts_item(DUE, calendar={}, calendar_id="office")
+    assert calendar_of(owner, fetched).timezone == "Europe/Berlin"
+    for missing in ("gone", "broken", "never-fetched"):
+        fallback = calendar_of(facts_item(DUE, calendar={}, calendar_id=missing), fetched)
+        assert fallback == INDIA, missing
+    assert calendar_of(facts_item(DUE, calendar={}), fetched) == INDIA
+
+
+def test_which_owner_calendars_are_fetched() -> None:
+    refresh = timedelta(hours=1)
+    facts = EscalationFacts(
+        event_id="e",
+        escalation_id=5,
+        version=1,
+        status="actions_open",
+        source="coe",
+        severity="sev2",
+        team="t",
+        title="x",
+        owner="o",
+        program_manager=None,
+        rca_present=False,
+        items=[
+            facts_item(DUE, item_id=1, calendar={}, calendar_id="b"),
+            facts_item(DUE, item_id=2, calendar={}, calendar_id="a"),
+            facts_item(DUE, item_id=3, calendar={}, calendar_id="a"),
+            # Its own calendar, resolved or not chased: nothing to fetch.
+            facts_item(DUE, item_id=4, calendar_id="own"),
+            facts_item(DUE, item_id=5, calendar={}, calendar_id="done", status="done"),
+            facts_item(DUE, item_id=6, calendar={}, calendar_id=None),
+        ],
+    )
+    assert calendars_to_fetch(facts, {}, refresh=refresh, now=DUE) == ["a", "b"]
+    fresh = {
+        "a": OwnerCalendar(calendar_id="a", fetched_at=DUE, spec={}),
+        "b": OwnerCalendar(calendar_id="b", fetched_at=DUE, failed=True),
+    }
+    assert calendars_to_fetch(facts, fresh, refresh=refresh, now=DUE + timedelta(minutes=1)) == []
+    # A failed fetch is retried sooner than a good calendar is refreshed.
+    later = DUE + CALENDAR_RETRY
+    assert calendars_to_fetch(facts, fresh, refresh=refresh, now=later) == ["b"]
+    assert calendars_to_fetch(facts, fresh, refresh=refresh, now=DUE + refresh) == ["a", "b"]

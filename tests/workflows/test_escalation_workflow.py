@@ -1,9 +1,12 @@
 """EscalationWorkflow on the real dev server: reminders, the overdue ladder (in order, once each,
-not twice across a worker restart), episodes when the due date moves, quiet hours, stale facts.
+not twice across a worker restart nor across continue-as-new), episodes when the due date moves,
+quiet hours (the item's calendar or the owner's fetched one), stale facts.
 
-The gateway call is captured by a test activity registered under the real name
-`publish_escalation_event`, so every notification the workflow sends is counted (the real gateway
-would also drop a repeated event id; counting here proves the workflow never repeats one).
+The gateway calls are captured by test activities registered under the real names
+`publish_escalation_event` and `fetch_owner_calendar`, so every notification the workflow sends and
+every calendar it fetches is counted (the real gateway would also drop a repeated event id;
+counting here proves the workflow never repeats one). The real activities against the real gateway
+are exercised by tests/service/test_escalation_owner_calendars.py.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from temporalio import activity
@@ -32,10 +35,15 @@ from workflows.contracts import (
     EscalationFollowUp,
     EscalationWorkflowInput,
     EscalationWorkflowState,
+    FetchOwnerCalendarInput,
     PublishEscalationEventInput,
     escalation_workflow_id,
 )
-from workflows.escalation import ACTIVITY_PUBLISH_ESCALATION_EVENT, EscalationWorkflow
+from workflows.escalation import (
+    ACTIVITY_FETCH_OWNER_CALENDAR,
+    ACTIVITY_PUBLISH_ESCALATION_EVENT,
+    EscalationWorkflow,
+)
 from workflows.sandbox import workflow_runner
 
 T = TypeVar("T")
@@ -73,6 +81,19 @@ class Published:
         return self.ids()
 
 
+@dataclass
+class OwnerCalendars:
+    """The gateway's calendars as the workflow fetches them, with every fetch counted."""
+
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    @activity.defn(name=ACTIVITY_FETCH_OWNER_CALENDAR)
+    async def fetch_owner_calendar(self, input: FetchOwnerCalendarInput) -> dict[str, Any] | None:
+        self.calls.append(input.calendar_id)
+        return self.specs.get(input.calendar_id)
+
+
 @pytest.fixture
 async def client(temporal_address: str) -> Client:
     return await connect_temporal(temporal_address, "default")
@@ -83,6 +104,7 @@ class Harness:
     client: Client
     task_queue: str
     published: Published
+    calendars: OwnerCalendars = field(default_factory=OwnerCalendars)
     escalation_id: int = field(default_factory=lambda: random.randint(10**9, 2 * 10**9))
     version: int = 0
 
@@ -91,7 +113,10 @@ class Harness:
             self.client,
             task_queue=self.task_queue,
             workflows=[EscalationWorkflow],
-            activities=[self.published.publish_escalation_event],
+            activities=[
+                self.published.publish_escalation_event,
+                self.calendars.fetch_owner_calendar,
+            ],
             graceful_shutdown_timeout=timedelta(seconds=2),
             workflow_runner=workflow_runner(),
         )
@@ -271,3 +296,52 @@ async def test_quiet_outside_the_owner_calendar(harness: Harness) -> None:
         state = await handle.query(EscalationWorkflow.state)
     assert not any(i.startswith(harness.prefix(1) + ":") for i in harness.published.ids())
     assert state.chases[0].levels_sent == []
+
+
+async def test_continue_as_new_keeps_what_was_sent_and_the_fetched_calendars(
+    harness: Harness,
+) -> None:
+    """A tiny history limit forces several continue-as-new: the ladder still sends each notice
+    once, in order, and the owner's calendar is fetched once (the cache is carried over)."""
+    today = datetime.now(UTC).date()
+    harness.calendars.specs["office"] = ALWAYS_OPEN
+    harness.calendars.specs["on-leave"] = {
+        "timezone": "UTC",
+        "hours": {
+            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        },
+        "holidays": None,
+        "closed_dates": [(today + timedelta(days=n)).isoformat() for n in range(-1, 4)],
+    }
+    follow_up = EscalationFollowUp(
+        reminder_lead_seconds=3, ladder_delay_seconds=1, ladder_repeats=2, history_limit=20
+    )
+    chased = item(1, due_in=6, calendar={}, calendar_id="office")
+    away = item(2, due_in=6, calendar={}, calendar_id="on-leave")
+    p = harness.prefix(1)
+    expected = [
+        f"{p}:reminder:1",
+        f"{p}:ladder:owner:1",
+        f"{p}:ladder:owner_manager:1",
+        f"{p}:ladder:program_manager:1",
+        f"{p}:ladder:program_manager:1:repeat-1",
+        f"{p}:ladder:program_manager:1:repeat-2",
+    ]
+    async with running(harness.worker()):
+        started = await harness.send(harness.facts([chased, away], follow_up=follow_up))
+        await eventually(harness.published.ids_async, lambda ids: len(ids) >= 6, within=40)
+        await asyncio.sleep(1.5)  # nothing more comes (a new run would resend if state were lost)
+        latest = harness.client.get_workflow_handle(escalation_workflow_id(harness.escalation_id))
+        state = await latest.query(EscalationWorkflow.state)
+        description = await latest.describe()
+
+    assert harness.published.ids() == expected
+    assert state.runs >= 2
+    assert description.run_id != started.first_execution_run_id
+    chase = state.chases[0]
+    assert chase.levels_sent == ["owner", "owner_manager", "program_manager"]
+    assert chase.repeats_sent == 2
+    assert state.chases[1].levels_sent == []
+    # Each owner calendar was fetched once, in the first run; later runs used the carried cache.
+    assert sorted(harness.calendars.calls) == ["office", "on-leave"]
+    assert {c.calendar_id for c in state.calendars} == {"office", "on-leave"}

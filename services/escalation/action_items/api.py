@@ -22,6 +22,7 @@ from services.escalation.action_items.schemas import (
     ActionItemTransitionCreate,
     ActionItemUpdate,
 )
+from services.escalation.people.resolution import GatewayCalendarsDep
 from services.escalation.schemas import PRINTABLE_PATTERN
 from services.escalation.signals import WorkflowContext
 from services.escalation.writes import MAX_ID, outcome_response
@@ -61,17 +62,22 @@ async def add_action_item(
     session: SessionDep,
     caller: CurrentCaller,
     runtime: RuntimeDep,
+    calendars: GatewayCalendarsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Add an action item with one owner. Without `due_at` it is due N business days from now
-    on the owner's calendar, by the escalation's severity (sev1 5, sev2 10, sev3 15, sev4 20).
-    Staff only; 409 once the escalation is closed. Honours `Idempotency-Key`."""
+    by the escalation's severity (sev1 5, sev2 10, sev3 15, sev4 20), counted on the item's own
+    `calendar`, else the owner's calendar from the person directory (a gateway calendar), else
+    the program office default. Without `owner_manager` the ladder's second level is the owner's
+    manager in the directory. Staff only; 409 once the escalation is closed. Honours
+    `Idempotency-Key`."""
     outcome = await service.create_item(
         session,
         caller=caller,
         escalation_id=escalation_id,
         data=body,
         context=WorkflowContext.of(runtime.settings),
+        calendars=calendars,
         idempotency_key=idempotency_key,
     )
     return outcome_response(outcome, location=service.item_path(int(outcome.body["id"])))
@@ -155,15 +161,18 @@ async def edit_action_item(
     session: SessionDep,
     caller: CurrentCaller,
     runtime: RuntimeDep,
+    calendars: GatewayCalendarsDep,
 ) -> ActionItemRead:
     """Change title, description, owner, owner's manager, priority, due date, link or calendar;
-    only the fields given change. Moving the due date restarts the overdue ladder. Staff only."""
+    only the fields given change (`calendar: null` goes back to the owner's calendar). Moving
+    the due date restarts the overdue ladder. Staff only."""
     return await service.update_item(
         session,
         caller=caller,
         item_id=item_id,
         data=body,
         context=WorkflowContext.of(runtime.settings),
+        calendars=calendars,
     )
 
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 from services.common.errors import Forbidden, InvalidTransition
 from services.common.identity import STAFF_ROLES, Role
 from services.escalation.domain import field_error
+from workflows.escalation_rules import CHASED_ITEM_STATUSES, RESOLVED_ITEM_STATUSES
 
 
 class ItemStatus(StrEnum):
@@ -68,9 +69,10 @@ class ItemTransition:
 IS = ItemStatus
 _WORKING = frozenset({IS.OPEN, IS.IN_PROGRESS, IS.BLOCKED})
 NOT_DOING_DECIDERS = frozenset({Role.PROGRAM_MANAGER})
-# Statuses the overdue ladder chases (a proposed not_doing waits on the program manager instead).
-CHASED_STATUSES = frozenset({IS.OPEN, IS.IN_PROGRESS, IS.BLOCKED})
-RESOLVED_STATUSES = frozenset({IS.DONE, IS.NOT_DOING})
+# Statuses the overdue ladder chases and those that no longer block closure: the workflow applies
+# the same sets (workflows/escalation_rules.py, the single source).
+CHASED_STATUSES = frozenset(IS(s) for s in CHASED_ITEM_STATUSES)
+RESOLVED_STATUSES = frozenset(IS(s) for s in RESOLVED_ITEM_STATUSES)
 
 ITEM_TRANSITIONS: Mapping[ItemAction, ItemTransition] = {
     t.action: t

@@ -21,6 +21,8 @@ class ActionItem(Base):
         Index("ix_action_item_owner_status_id", "owner", "status", "id"),
         Index("ix_action_item_status_id", "status", "id"),
         Index("ix_action_item_status_due_at", "status", "due_at"),
+        # Stats (escalation_0004): overdue at an instant = due before it, not completed by then.
+        Index("ix_action_item_due_at_completed_at", "due_at", "completed_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -32,7 +34,11 @@ class ActionItem(Base):
     owner_manager: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[str] = mapped_column(String(2))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The calendar the default due date was counted on (or the item's own, when `calendar_source`
+    # is "item"); see services/escalation/people/resolution.py for the rules.
     calendar: Mapped[dict[str, Any]] = mapped_column(JSON)
+    calendar_source: Mapped[str] = mapped_column(String(8), server_default="item")
+    calendar_id: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(24))
     blocked_reason: Mapped[str | None] = mapped_column(Text)
     not_doing_justification: Mapped[str | None] = mapped_column(Text)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from services.common.pagination import Page
 from services.escalation.action_items.domain import ItemAction, ItemPriority, ItemStatus
+from services.escalation.people.resolution import CalendarSource
 from services.escalation.schemas import Deadline, Input, Line, LongText, Subject, Title, _no_nul
 
 Link = Annotated[
@@ -21,8 +22,10 @@ CalendarSpec = Annotated[
     dict[str, Any],
     Field(
         description=(
-            "The owner's business calendar (as the gateway's calendars take it); reminders and "
-            "ladder notifications wait for its open hours. Default: India, Mon-Fri 09:30-18:30."
+            "This item's own business calendar (as the gateway's calendars take it), overriding "
+            "the owner's: reminders and ladder notifications wait for its open hours. Without "
+            "it, the owner's directory calendar applies, else the program office default (India, "
+            "Mon-Fri 09:30-18:30). On PATCH, null goes back to the owner's calendar."
         )
     ),
 ]
@@ -34,7 +37,10 @@ class ActionItemCreate(Input):
     title: Title
     description: LongText = ""
     owner: Subject
-    owner_manager: Subject | None = None
+    owner_manager: Subject | None = Field(
+        default=None,
+        description="Overrides the owner's manager from the person directory for this item",
+    )
     priority: ItemPriority = ItemPriority.P2
     due_at: Deadline | None = None
     external_link: Link | None = None
@@ -56,7 +62,7 @@ class ActionItemUpdate(Input):
 
     @model_validator(mode="after")
     def _required_fields_not_cleared(self) -> Self:
-        for name in ("title", "owner", "priority", "due_at", "description", "calendar"):
+        for name in ("title", "owner", "priority", "due_at", "description"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be cleared")
         if not self.model_fields_set:
@@ -94,7 +100,14 @@ class ActionItemRead(BaseModel):
     owner_manager: str | None
     priority: ItemPriority
     due_at: datetime
-    calendar: dict[str, Any]
+    calendar: dict[str, Any] = Field(
+        description="The item's own calendar, or the one its default due date was counted on"
+    )
+    calendar_source: CalendarSource = Field(
+        description="item: given on the item; owner: the owner's directory calendar "
+        "(`calendar_id`); default: the program office default"
+    )
+    calendar_id: str | None = Field(description="The owner's gateway calendar, when used")
     status: ItemStatus
     blocked_reason: str | None
     not_doing_justification: str | None

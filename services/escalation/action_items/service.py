@@ -35,12 +35,14 @@ from services.escalation.action_items.schemas import (
     ActionItemTransitionCreate,
     ActionItemUpdate,
 )
-from services.escalation.domain import (
-    DEFAULT_CALENDAR_SPEC,
-    Severity,
-    default_due_at,
-)
+from services.escalation.domain import Severity, default_due_at
 from services.escalation.models import Escalation
+from services.escalation.people.resolution import (
+    CalendarSource,
+    GatewayCalendars,
+    ItemCalendar,
+    owner_calendar,
+)
 from services.escalation.signals import WorkflowContext, bump, signal_facts
 from services.escalation.writes import Outcome, cursor_id, idempotent
 
@@ -67,10 +69,10 @@ def to_read(item: ActionItem) -> ActionItemRead:
     return ActionItemRead.model_validate(item)
 
 
-def parse_calendar(spec: dict[str, Any] | None, *, field: str = "calendar") -> Calendar:
-    """The owner's calendar (the default India calendar when none is given); 422 if invalid."""
+def parse_calendar(spec: dict[str, Any], *, field: str = "calendar") -> Calendar:
+    """An item's own calendar; 422 naming the field if it is not usable."""
     try:
-        return Calendar.from_spec(spec if spec is not None else DEFAULT_CALENDAR_SPEC)
+        return Calendar.from_spec(spec)
     except CalendarError as exc:
         raise ValidationFailed(
             f"The calendar is not usable: {exc}",
@@ -80,6 +82,23 @@ def parse_calendar(spec: dict[str, Any] | None, *, field: str = "calendar") -> C
         ) from exc
 
 
+async def item_calendar(
+    session: AsyncSession,
+    *,
+    owner: str,
+    given: dict[str, Any] | None,
+    calendars: GatewayCalendars,
+    field: str = "calendar",
+) -> ItemCalendar:
+    """An item's calendar: its own (`given`), else its owner's, else the default.
+
+    Resolve it before the write transaction: the owner's calendar may be read from the gateway.
+    """
+    if given is not None:
+        return ItemCalendar(parse_calendar(given, field=field), CalendarSource.ITEM)
+    return await owner_calendar(session, owner=owner, calendars=calendars)
+
+
 async def add_item(
     session: AsyncSession,
     *,
@@ -87,21 +106,23 @@ async def add_item(
     caller: Identity,
     title: str,
     owner: str,
+    calendar: ItemCalendar,
     description: str = "",
     owner_manager: str | None = None,
     priority: str = "P2",
     due_at: datetime | None = None,
     external_link: str | None = None,
-    calendar: dict[str, Any] | None = None,
     rca_version: int | None = None,
 ) -> ActionItem:
-    """Add an item to the session (no commit, no signal: the caller bumps and signals once)."""
+    """Add an item to the session (no commit, no signal: the caller bumps and signals once).
+
+    `calendar` (from `item_calendar`) counts the default due date when `due_at` is not given.
+    """
     count = await session.scalar(
         select(func.count()).where(ActionItem.escalation_id == escalation.id)
     )
     if (count or 0) >= MAX_ITEMS_PER_ESCALATION:
         raise Conflict(f"An escalation holds at most {MAX_ITEMS_PER_ESCALATION} action items.")
-    parsed = parse_calendar(calendar)
     now = utcnow()
     item = ActionItem(
         escalation_id=escalation.id,
@@ -111,8 +132,12 @@ async def add_item(
         owner_manager=owner_manager,
         priority=priority,
         due_at=due_at
-        or default_due_at(severity=Severity(escalation.severity), calendar=parsed, now=now),
-        calendar=parsed.to_spec(),
+        or default_due_at(
+            severity=Severity(escalation.severity), calendar=calendar.calendar, now=now
+        ),
+        calendar=calendar.calendar.to_spec(),
+        calendar_source=calendar.source.value,
+        calendar_id=calendar.calendar_id,
         status=ItemStatus.OPEN.value,
         external_link=external_link,
         rca_version=rca_version,
@@ -133,6 +158,7 @@ async def create_item(
     escalation_id: int,
     data: ActionItemCreate,
     context: WorkflowContext,
+    calendars: GatewayCalendars,
     idempotency_key: str | None = None,
 ) -> Outcome:
     """Add an action item to an escalation (staff; not once it is closed)."""
@@ -141,6 +167,9 @@ async def create_item(
         escalation = await get_escalation(session, caller=caller, escalation_id=escalation_id)
         require_staff(caller, "add action items")
         require_not_closed(escalation, "its action items cannot change")
+        calendar = await item_calendar(
+            session, owner=data.owner, given=data.calendar, calendars=calendars
+        )
         item = await add_item(
             session,
             escalation=escalation,
@@ -152,7 +181,7 @@ async def create_item(
             priority=data.priority.value,
             due_at=data.due_at,
             external_link=data.external_link,
-            calendar=data.calendar,
+            calendar=calendar,
         )
         await bump(session, escalation)
         await signal_facts(session, escalation, context)
@@ -222,8 +251,13 @@ async def update_item(
     item_id: int,
     data: ActionItemUpdate,
     context: WorkflowContext,
+    calendars: GatewayCalendars,
 ) -> ActionItemRead:
-    """Change editable fields; moving `due_at` starts a new overdue episode in the workflow."""
+    """Change editable fields; moving `due_at` starts a new overdue episode in the workflow.
+
+    `calendar: null` drops the item's own calendar: the owner's (or the default) applies again.
+    The due date never moves by itself.
+    """
     item, escalation = await get_item(session, caller=caller, item_id=item_id)
     require_staff(caller, "edit action items")
     require_not_closed(escalation, "its action items cannot change")
@@ -233,7 +267,14 @@ async def update_item(
         if name == "priority":
             value = data.priority.value if data.priority else None
         elif name == "calendar":
-            value = parse_calendar(data.calendar).to_spec()
+            resolved = await item_calendar(
+                session,
+                owner=data.owner or item.owner,
+                given=data.calendar,
+                calendars=calendars,
+            )
+            changes.update(calendar_source=resolved.source.value, calendar_id=resolved.calendar_id)
+            value = resolved.calendar.to_spec()
         changes[name] = value
     await _change_item(session, item, changes)
     await bump(session, escalation)

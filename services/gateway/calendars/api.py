@@ -1,4 +1,5 @@
-"""Calendar endpoints: admins and program managers write, any key reads."""
+"""Calendar endpoints: admins and program managers write, any key reads; the worker and the
+services read one calendar through `/internal/calendars/{id}` (system identity, no API key)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from services.common.errors import PROBLEM_RESPONSES, PreconditionFailed, Problem
 from services.common.identity import Role
 from services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from services.gateway.auth import CurrentKey, require_role
+from services.gateway.auth import CurrentKey, SystemCaller, require_role
 from services.gateway.calendars import service
 from services.gateway.calendars.models import BusinessCalendar
 from services.gateway.calendars.schemas import (
@@ -49,6 +50,7 @@ CalendarIdPath = Annotated[str, Path(description="The calendar's slug.", max_len
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,12})"$')
 
 router = APIRouter(prefix="/api/v1/calendars", tags=["calendars"], responses=RESPONSES)
+internal_router = APIRouter(prefix="/internal/calendars", include_in_schema=False)
 
 
 def etag(version: int) -> str:
@@ -129,5 +131,18 @@ async def replace_calendar(
         expected_version=expected_version(if_match),
     )
     await session.commit()
+    response.headers["ETag"] = etag(row.version)
+    return _read(row)
+
+
+@internal_router.get("/{calendar_id}", responses=PROBLEM_RESPONSES)
+async def read_calendar_internal(
+    calendar_id: CalendarIdPath, _caller: SystemCaller, session: SessionDep, response: Response
+) -> CalendarRead:
+    """One calendar for riskdesk's own processes (system role only): EscalationWorkflow's quiet
+    hours and the escalation service's default due dates follow an owner's calendar from here.
+    `calendar` is the spec `services.common.business_time.Calendar.from_spec` reads; 404 when
+    there is no such calendar."""
+    row = await service.get_or_raise(session, calendar_id=calendar_id)
     response.headers["ETag"] = etag(row.version)
     return _read(row)

@@ -10,7 +10,8 @@ each event once also de-duplicate on the `Idempotency-Key` header (the event id)
 same across every retry of one delivery. Each retry is signed afresh, so a delivery that arrives
 after hours of retries still carries a current timestamp.
 
-Pure functions, no I/O: the worker signs, receivers (and tests) verify.
+Pure functions, no I/O and no domain: the worker (workflows/notification_delivery.py) signs,
+receivers (and tests) verify.
 """
 
 from __future__ import annotations
