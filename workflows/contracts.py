@@ -134,6 +134,11 @@ class RecordSlaInput:
     first_response_due_at: datetime | None = None
     resolution_due_at: datetime | None = None
     trace_request_id: str | None = None
+    # Each clock's business seconds worked and stop instant, once stopped (for the stats).
+    first_response_business_seconds: float | None = None
+    first_response_stopped_at: datetime | None = None
+    resolution_business_seconds: float | None = None
+    resolution_stopped_at: datetime | None = None
 
 
 @dataclass
@@ -273,6 +278,10 @@ class EscalationFollowUp:
     reminder_lead_seconds: float = 86_400.0
     ladder_delay_seconds: float = 86_400.0
     ladder_repeats: int = 0
+    # How long a fetched owner calendar is trusted before the workflow fetches it again.
+    calendar_refresh_seconds: float = 3_600.0
+    # Continue as new once history holds this many events (0: only when Temporal suggests it).
+    history_limit: int = 0
 
 
 @dataclass
@@ -285,7 +294,10 @@ class ActionItemFacts:
     owner_manager: str | None
     due_at: datetime
     status: str
+    # The item's own calendar spec (given on the item), or empty: then the owner's calendar from
+    # the directory (`calendar_id`, a gateway calendar the workflow fetches), else the default.
     calendar: dict[str, Any] = field(default_factory=dict)
+    calendar_id: str | None = None
 
 
 @dataclass
@@ -356,6 +368,25 @@ class PublishEscalationEventInput:
 
 
 @dataclass
+class FetchOwnerCalendarInput:
+    """Input of the `fetch_owner_calendar` activity: one gateway calendar by id."""
+
+    calendar_id: str
+    trace_request_id: str | None = None
+
+
+@dataclass
+class OwnerCalendar:
+    """A gateway calendar as EscalationWorkflow cached it; `spec` is None when the gateway does
+    not know the id or could not be reached (`failed`): quiet hours then follow the default."""
+
+    calendar_id: str
+    fetched_at: datetime
+    spec: dict[str, Any] | None = None
+    failed: bool = False
+
+
+@dataclass
 class EscalationCarry:
     """State an escalation run hands to its successor on continue-as-new."""
 
@@ -365,6 +396,8 @@ class EscalationCarry:
     approval: ClosureApproval | None = None
     # Events handed to the gateway whose activity had not finished: published again (same ids).
     unpublished: list[PublishEscalationEventInput] = field(default_factory=list)
+    calendars: list[OwnerCalendar] = field(default_factory=list)
+    runs: int = 1
 
 
 @dataclass
@@ -388,6 +421,9 @@ class EscalationWorkflowState:
     chases: list[ItemChase] = field(default_factory=list)
     sent_event_ids: list[str] = field(default_factory=list)
     approval: ClosureApproval | None = None
+    calendars: list[OwnerCalendar] = field(default_factory=list)
+    # 1 + how many times the workflow continued as new.
+    runs: int = 1
 
 
 # --- Rule deprecation: one RuleDeprecationWorkflow per rule (`rule-deprecation-<id>`), fed by the

@@ -72,6 +72,9 @@ TRANSITIONED_KIND = "transitioned"
 DEDUP_WINDOW = 1000
 # `workflow.patched` id of the SLA slice: histories recorded before it replay the old loop.
 SLA_PATCH = "sla-clocks-v1"
+# ...and of recording each stopped clock's business time (the stats read it): histories recorded
+# before it replay the record calls without those fields, so they schedule nothing new.
+STATS_PATCH = "sla-stopped-durations-v1"
 
 ACTIVITY_TIMEOUT = timedelta(seconds=10)
 # Calls the loop waits for (policy, record, auto-close) retry briefly, so a service that is down
@@ -171,6 +174,10 @@ class SlaActivities:
                 "breached_at": iso(input.breached_at),
                 "first_response_due_at": iso(input.first_response_due_at),
                 "resolution_due_at": iso(input.resolution_due_at),
+                "first_response_business_seconds": input.first_response_business_seconds,
+                "first_response_stopped_at": iso(input.first_response_stopped_at),
+                "resolution_business_seconds": input.resolution_business_seconds,
+                "resolution_stopped_at": iso(input.resolution_stopped_at),
             },
             request_id=input.trace_request_id,
         )
@@ -569,7 +576,7 @@ class RequestLifecycleWorkflow:
     async def _record(self) -> None:
         if not self._clocks or not self._due("record"):
             return
-        record = self._record_input()
+        record = self._record_input(with_durations=workflow.patched(STATS_PATCH))
         if record == self._recorded:
             self._retry_at.pop("record", None)
             return
@@ -578,9 +585,9 @@ class RequestLifecycleWorkflow:
             self._recorded = record
 
     @_unrestricted
-    def _record_input(self) -> RecordSlaInput:
+    def _record_input(self, *, with_durations: bool = True) -> RecordSlaInput:
         dues = [clock.due_at() for clock in self._clocks.values() if clock.running]
-        return RecordSlaInput(
+        record = RecordSlaInput(
             request_id=self._input.request_id,
             sla_due_at=min((due for due in dues if due is not None), default=None),
             breached_at=self._first_breached_at,
@@ -588,6 +595,20 @@ class RequestLifecycleWorkflow:
             resolution_due_at=self._clocks[RESOLUTION].due_at(),
             trace_request_id=self._trace,
         )
+        if with_durations:
+            first, resolution = self._clocks[FIRST_RESPONSE], self._clocks[RESOLUTION]
+            # A stopped clock's worked time is frozen at its stop: the duration the stats want.
+            if first.stopped_at is not None:
+                record.first_response_stopped_at = first.stopped_at
+                record.first_response_business_seconds = first.elapsed(
+                    first.stopped_at
+                ).total_seconds()
+            if resolution.stopped_at is not None:
+                record.resolution_stopped_at = resolution.stopped_at
+                record.resolution_business_seconds = resolution.elapsed(
+                    resolution.stopped_at
+                ).total_seconds()
+        return record
 
     async def _auto_close_if_due(self) -> None:
         deadline = self._auto_close_deadline()

@@ -1,5 +1,6 @@
-"""Tables of the escalation service: escalations and their RCA versions (here), action items and
-systemic gaps (in their subpackages, on the same Base), the outbox and idempotency keys.
+"""Tables of the escalation service: escalations and their RCA versions (here), action items,
+systemic gaps and the person directory (in their subpackages, on the same Base), the outbox and
+idempotency keys.
 
 Every list filter has a composite index ending in `id`, so a filtered, newest-first page is one
 index range scan (keyset pagination on `id desc`).
@@ -90,3 +91,5 @@ class IdempotencyKey(IdempotencyKeyMixin, Base):
 # table in `Base.metadata` (alembic and the tests compare against it).
 from services.escalation.action_items import models as _action_item_models  # noqa: E402, F401
 from services.escalation.gaps import models as _gap_models  # noqa: E402, F401
+from services.escalation.people import models as _people_models  # noqa: E402, F401
+from services.escalation.stats import models as _stats_models  # noqa: E402, F401

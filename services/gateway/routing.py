@@ -20,10 +20,11 @@ ROUTES: Mapping[str, ServiceName] = MappingProxyType(
         "initiatives": "intake",
         "request-types": "intake",
         "request-queues": "intake",
-        # escalation: escalations, their action items, systemic gaps
+        # escalation: escalations, their action items, systemic gaps, the person directory
         "escalations": "escalation",
         "action-items": "escalation",
         "gaps": "escalation",
+        "people": "escalation",
         # sop: SOPs, rollouts, parity, detection rules, the MO repository
         "sops": "sop",
         "rollouts": "sop",
@@ -34,6 +35,11 @@ ROUTES: Mapping[str, ServiceName] = MappingProxyType(
     }
 )
 
+# `/api/v1/stats/<area>`: each service answers the stats of its own area (second segment).
+STATS_ROUTES: Mapping[str, ServiceName] = MappingProxyType(
+    {"intake": "intake", "escalations": "escalation", "sops": "sop"}
+)
+
 UPSTREAM_SERVICES: tuple[ServiceName, ...] = ("intake", "escalation", "sop")
 
 
@@ -41,5 +47,7 @@ def resolve(path: str) -> ServiceName | None:
     """The service that serves `path` (`/api/v1/<segment>[/...]`), or None if no service does."""
     if not path.startswith(API_PREFIX):
         return None
-    segment, _, _rest = path[len(API_PREFIX) :].partition("/")
+    segment, _, rest = path[len(API_PREFIX) :].partition("/")
+    if segment == "stats":
+        return STATS_ROUTES.get(rest.partition("/")[0])
     return ROUTES.get(segment)

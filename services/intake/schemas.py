@@ -224,6 +224,11 @@ class SlaRecordUpdate(_Input):
     breached_at: AwareDatetime | None = None
     first_response_due_at: AwareDatetime | None = None
     resolution_due_at: AwareDatetime | None = None
+    # Each clock's business time worked and stop instant, once stopped (the stats read them).
+    first_response_business_seconds: float | None = Field(default=None, ge=0)
+    first_response_stopped_at: AwareDatetime | None = None
+    resolution_business_seconds: float | None = Field(default=None, ge=0)
+    resolution_stopped_at: AwareDatetime | None = None
 
 
 class SlaClockRead(BaseModel):

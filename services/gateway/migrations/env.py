@@ -9,6 +9,7 @@ from alembic import context
 import services.gateway.calendars.models  # business_calendar
 import services.gateway.keys.models  # api_key
 import services.gateway.notifications.models  # subscriptions, deliveries
+import services.gateway.reports.models  # weekly reports, goals, notes
 import services.gateway.sla.models  # noqa: F401  (sla_policy)
 from services.common.migrations import run_env
 from services.gateway.models import Base

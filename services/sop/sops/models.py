@@ -62,6 +62,8 @@ class SopVersion(Base):
     __table_args__ = (
         UniqueConstraint("sop_id", "number"),
         Index("ix_sop_version_status_id", "status", "id"),
+        # Stats (sop_0006): versions approved in a period, with the submission the cycle needs.
+        Index("ix_sop_version_approved_at_submitted_at", "approved_at", "submitted_at"),
         {"sqlite_autoincrement": True},
     )
 
