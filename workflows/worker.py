@@ -30,6 +30,11 @@ from workflows.aging_sweep import (
 )
 from workflows.escalation import EscalationActivities, EscalationWorkflow
 from workflows.metrics import serve_worker_registry, temporal_runtime
+from workflows.mo_embedding import (
+    MoEmbeddingActivities,
+    MoEmbeddingWorkflow,
+    RequestMoMatchingWorkflow,
+)
 from workflows.notification_delivery import NotificationActivities, SubscriptionDeliveryWorkflow
 from workflows.request_lifecycle import RequestLifecycleWorkflow, SlaActivities
 from workflows.rule_deprecation import RuleDeprecationActivities, RuleDeprecationWorkflow
@@ -40,6 +45,11 @@ from workflows.sop_rollout import (
     SopReviewSweepWorkflow,
     SopRolloutWorkflow,
     ensure_sop_review_schedule,
+)
+from workflows.weekly_report import (
+    WeeklyReportActivities,
+    WeeklyReportWorkflow,
+    ensure_weekly_report_schedule,
 )
 
 log = structlog.get_logger(__name__)
@@ -53,6 +63,9 @@ WORKFLOWS: Sequence[type] = (
     SopReviewSweepWorkflow,
     EscalationWorkflow,
     AgingSweepWorkflow,
+    MoEmbeddingWorkflow,
+    RequestMoMatchingWorkflow,
+    WeeklyReportWorkflow,
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 MAX_CONNECT_BACKOFF_SECONDS = 10.0
@@ -69,6 +82,8 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     activities.extend(RuleDeprecationActivities(api).all())
     activities.extend(EscalationActivities(api).all())
     activities.extend(AgingActivities(api).all())
+    activities.extend(WeeklyReportActivities(api).all())
+    activities.extend(MoEmbeddingActivities(api).all())
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -126,6 +141,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         except Exception as exc:
             # Like the SOP review sweep: not worth failing the worker for; the next start retries.
             log.warning("aging_sweep_schedule_failed", error=repr(exc))
+        try:
+            await ensure_weekly_report_schedule(client, task_queue=settings.task_queue)
+        except Exception as exc:
+            # Like the other schedules: not worth failing the worker for; the next start retries.
+            log.warning("weekly_report_schedule_failed", error=repr(exc))
         log.info(
             "worker_started", task_queue=settings.task_queue, address=settings.temporal_address
         )

@@ -10,8 +10,12 @@ from services.intake.aging.api import router as aging_router
 from services.intake.api import internal_router, router
 from services.intake.assignment.api import assignment_router, queues_router
 from services.intake.comments.api import router as comments_router
+from services.intake.initiatives.api import router as initiatives_router
+from services.intake.mo_suggestions.api import internal_router as mo_suggestions_internal_router
+from services.intake.mo_suggestions.api import router as mo_suggestions_router
 from services.intake.models import OutboxEvent
 from services.intake.search.api import router as search_router
+from services.intake.stats.api import router as stats_router
 from services.intake.triage.api import requests_router as triage_router
 from services.intake.triage.api import types_router
 
@@ -28,9 +32,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         # search first: its `/requests/export.csv` must win over `/requests/{request_id}`.
         # triage too: its `/requests/queue` must win over `/requests/{request_id}`.
+        # mo_suggestions too: its `/requests/mo-suggestion-labels`.
         routers=[
             triage_router,
             search_router,
+            mo_suggestions_router,
             router,
             internal_router,
             aging_router,
@@ -38,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queues_router,
             assignment_router,
             comments_router,
+            initiatives_router,
+            stats_router,
+            mo_suggestions_internal_router,
         ],
         outbox_model=OutboxEvent,
         settings=settings,

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -92,6 +93,12 @@ class Request(Base):
     proposed_priority: Mapped[str | None] = mapped_column(String(2))
     queue: Mapped[str | None] = mapped_column(String(100))
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Stats (intake_0008): each SLA clock's business time worked and the instant it stopped,
+    # recorded by the request's workflow once the clock stops (null while it runs).
+    first_response_business_seconds: Mapped[float | None] = mapped_column(Float)
+    first_response_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution_business_seconds: Mapped[float | None] = mapped_column(Float)
+    resolution_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     tag_rows: Mapped[list[RequestTag]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="RequestTag.tag"
@@ -146,5 +153,8 @@ class IdempotencyKey(IdempotencyKeyMixin, Base):
 from services.intake.aging import models as _aging_models  # noqa: E402, F401
 from services.intake.assignment import models as _assignment_models  # noqa: E402, F401
 from services.intake.comments import models as _comment_models  # noqa: E402, F401
+from services.intake.initiatives import models as _initiative_models  # noqa: E402, F401
+from services.intake.mo_suggestions import models as _mo_suggestion_models  # noqa: E402, F401
 from services.intake.search import models as _search_models  # noqa: E402, F401
+from services.intake.stats import models as _stats_models  # noqa: E402, F401
 from services.intake.triage import models as _triage_models  # noqa: E402, F401

@@ -42,6 +42,7 @@ from services.intake.domain import (
     field_error,
     plan_transition,
 )
+from services.intake.mo_suggestions.triggers import enqueue_mo_matching, text_changed
 from services.intake.models import IdempotencyKey, OutboxEvent, Request, RequestEvent, RequestTag
 from services.intake.schemas import (
     MAX_ID,
@@ -492,6 +493,11 @@ def _record_event(
         ),
         event_id=event.id,
     )
+    # Filed, or title/description changed: the worker re-embeds it and recomputes MO suggestions.
+    if text_changed(kind=event.kind, data=data):
+        enqueue_mo_matching(
+            session, request_id=request.id, task_queue=task_queue, reason=event.kind
+        )
     return event
 
 

@@ -8,9 +8,11 @@ from services.common.service_app import create_service_app
 from services.common.settings import Settings
 from services.sop.models import OutboxEvent
 from services.sop.mos.api import router as mos_router
+from services.sop.mos.matching_api import internal_router as mos_internal_router
 from services.sop.rules.api import internal_router as rules_internal_router
 from services.sop.rules.api import router as rules_router
 from services.sop.sops.api import ROUTERS as SOP_ROUTERS
+from services.sop.stats.api import router as stats_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,7 +25,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "parity across orgs and periodic reviews; detection rules; MOs. Called only through "
             "the gateway (or by the worker), with a signed identity token."
         ),
-        routers=[*SOP_ROUTERS, rules_router, rules_internal_router, mos_router],
+        routers=[
+            *SOP_ROUTERS,
+            rules_router,
+            rules_internal_router,
+            mos_router,
+            mos_internal_router,
+            stats_router,
+        ],
         outbox_model=OutboxEvent,
         settings=settings,
     )

@@ -112,3 +112,19 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
         assert not any(fnmatch.fnmatch(source, pattern) for pattern in patterns), source
     for secret_or_state in (".git", ".venv", ".riskdesk", ".env", "tests"):
         assert secret_or_state in patterns
+
+
+def test_the_image_installs_the_ai_extra_with_cpu_torch() -> None:
+    install = " ".join(STAGES["build"])
+    assert "requirements-ai.lock" in {
+        source for line in _instruction(STAGES["build"], "COPY") for source in line.split()[:-1]
+    }
+    assert "-r requirements-ai.lock" in install
+    assert "download.pytorch.org/whl/cpu" in install, "PyPI's torch is a multi-GB CUDA build"
+    ai_pins = [
+        line.lower()
+        for line in (ROOT / "requirements-ai.lock").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert "torch==2.13.0+cpu" in ai_pins
+    assert not [pin for pin in ai_pins if pin.startswith("nvidia")]

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from services.common.errors import PROBLEM_RESPONSES, Problem
 from services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from services.common.service_app import CurrentCaller, SessionDep
+from services.common.service_app import CurrentCaller, RuntimeDep, SessionDep
 from services.sop.mos import service
 from services.sop.mos.domain import MoStatus
 from services.sop.mos.schemas import MoCreate, MoPage, MoRead, MoUpdate, SimilarMoList
@@ -34,13 +34,18 @@ async def create_mo(
     body: MoCreate,
     session: SessionDep,
     caller: CurrentCaller,
+    runtime: RuntimeDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Record an MO: name, summary, indicators (signals, behaviours, entity types), status,
     first seen, impact, and links to the rules that catch it and to requests and escalations
     (by id). Staff only; unknown rule ids are a 422. Honours `Idempotency-Key`."""
     outcome = await service.create_mo(
-        session, caller=caller, data=body, idempotency_key=idempotency_key
+        session,
+        caller=caller,
+        data=body,
+        task_queue=runtime.settings.task_queue,
+        idempotency_key=idempotency_key,
     )
     return write_response(outcome, location=service.mo_path(int(outcome.body["id"])))
 
@@ -106,11 +111,17 @@ async def read_mo(mo_id: MoIdPath, session: SessionDep, caller: CurrentCaller) -
     summary="Change an MO",
 )
 async def update_mo(
-    mo_id: MoIdPath, body: MoUpdate, session: SessionDep, caller: CurrentCaller
+    mo_id: MoIdPath,
+    body: MoUpdate,
+    session: SessionDep,
+    caller: CurrentCaller,
+    runtime: RuntimeDep,
 ) -> MoRead:
     """Change fields of an MO; link lists replace the whole set. The status moves suspected ->
     confirmed -> mitigated (mitigated -> confirmed if it comes back); other moves are a 409."""
-    return await service.update_mo(session, caller=caller, mo_id=mo_id, data=body)
+    return await service.update_mo(
+        session, caller=caller, mo_id=mo_id, data=body, task_queue=runtime.settings.task_queue
+    )
 
 
 @router.get(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -29,6 +30,7 @@ class Mo(Base):
     __table_args__ = (
         Index("ix_mo_team_id", "team", "id"),
         Index("ix_mo_status_id", "status", "id"),
+        Index("ix_mo_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -71,3 +73,21 @@ class MoReference(Base):
     mo_id: Mapped[int] = mapped_column(ForeignKey("mo.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     ref_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class MoEmbedding(Base):
+    """An MO's sentence embedding (issue 10), written by the worker's activity, never in the request
+    path. `text_hash` says which text it was computed from: when the MO's text changes the row is
+    stale until the activity stores a new one. Vectors are float32 bytes (services/common/
+    embeddings.py): the MO's text as a whole, and one per indicator (to name matching ones)."""
+
+    __tablename__ = "mo_embedding"
+    __table_args__ = (Index("ix_mo_embedding_embedded_at", "embedded_at"),)
+
+    mo_id: Mapped[int] = mapped_column(ForeignKey("mo.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))
+    text_hash: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    indicators: Mapped[list[str]] = mapped_column(JSON)
+    indicator_vectors: Mapped[bytes] = mapped_column(LargeBinary)
+    embedded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -18,6 +18,7 @@ from services.common.errors import NotFound, ValidationFailed
 from services.common.identity import Identity, Role
 from services.common.pagination import decode_cursor, encode_cursor
 from services.sop.mos.domain import MoStatus, MoText, check_status_change, rank
+from services.sop.mos.matching_service import enqueue_mo_embedding
 from services.sop.mos.models import Mo, MoReference, MoRuleLink
 from services.sop.mos.schemas import (
     ImpactRead,
@@ -172,9 +173,11 @@ async def create_mo(
     *,
     caller: Identity,
     data: MoCreate,
+    task_queue: str,
     idempotency_key: str | None = None,
 ) -> Outcome:
-    """Record an MO with its indicators, impact and links; honours `Idempotency-Key`."""
+    """Record an MO with its indicators, impact and links; honours `Idempotency-Key`. Its
+    embedding is computed by the worker (outbox -> MoEmbeddingWorkflow)."""
     require_writer(caller, "record MOs")
 
     async def effect() -> tuple[int, dict[str, Any]]:
@@ -201,6 +204,7 @@ async def create_mo(
         )
         session.add(mo)
         await session.flush()
+        enqueue_mo_embedding(session, mo_id=mo.id, task_queue=task_queue)
         await _set_links(
             session,
             mo_id=mo.id,
@@ -282,9 +286,10 @@ async def list_mos(
 
 
 async def update_mo(
-    session: AsyncSession, *, caller: Identity, mo_id: int, data: MoUpdate
+    session: AsyncSession, *, caller: Identity, mo_id: int, data: MoUpdate, task_queue: str
 ) -> MoRead:
-    """Change an MO; a status change must follow suspected -> confirmed -> mitigated (409)."""
+    """Change an MO; a status change must follow suspected -> confirmed -> mitigated (409).
+    The worker then re-embeds it if its text changed, and tells intake the catalog moved."""
     require_writer(caller, "change MOs")
     mo = await get_mo(session, caller=caller, mo_id=mo_id)
     changes = data.model_dump(exclude_unset=True)
@@ -318,6 +323,7 @@ async def update_mo(
     )
     mo.version += 1
     mo.updated_at = utcnow()
+    enqueue_mo_embedding(session, mo_id=mo.id, task_queue=task_queue)
     await session.commit()
     return await to_read(session, mo)
 
