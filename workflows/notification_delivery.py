@@ -30,7 +30,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     import httpx
 
-    from services.gateway.notifications.signing import SIGNATURE_HEADER, sign
+    from services.common.webhook_signature import SIGNATURE_HEADER, sign
+    from services.common.webhook_target import TargetRefused, WebhookTarget, vet_target
     from workflows.contracts import (
         DELIVER_SIGNAL,
         SUBSCRIPTION_DELIVERY_WORKFLOW,
@@ -211,13 +212,21 @@ class NotificationActivities:
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
+        refused = False
         try:
             if subscription["channel"] == "webhook":
-                status_code = await self._post_webhook(subscription, event)
+                # Checked again at each attempt: the host may resolve elsewhere than at creation.
+                target = await vet_target(
+                    subscription["url"],
+                    allow_private=self.settings.webhook_allow_private_targets,
+                )
+                status_code = await self._post_webhook(subscription, event, target)
                 if not 200 <= status_code < 300:
                     error = f"receiver answered {status_code}"
             else:
                 await self._send_email(subscription, event)
+        except TargetRefused as exc:
+            error, refused = f"webhook target refused: the URL {exc}"[:2000], True
         except (httpx.HTTPError, OSError, smtplib.SMTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
         duration_ms = int((time.monotonic() - started) * 1000)
@@ -233,12 +242,25 @@ class NotificationActivities:
                 "duration_ms": duration_ms,
             },
         )
+        if refused and error:
+            # Nothing was sent; retrying a forbidden target is pointless: straight to dead-letter.
+            raise ApplicationError(error, type="TargetRefused", non_retryable=True)
         if error:
             raise ApplicationError(error, type="DeliveryFailed")
         return "delivered"
 
-    async def _post_webhook(self, subscription: dict[str, Any], event: dict[str, Any]) -> int:
+    async def _post_webhook(
+        self, subscription: dict[str, Any], event: dict[str, Any], target: WebhookTarget
+    ) -> int:
         body = event_body(event)
+        url = httpx.URL(target.url)
+        extensions: dict[str, Any] = {}
+        if target.addresses:
+            # Connect to the address just vetted, not to a second lookup's answer (DNS
+            # rebinding); the name still verifies the certificate (SNI) and fills `Host`.
+            extensions["sni_hostname"] = target.host
+            host_header = url.netloc.decode("ascii")
+            url = url.copy_with(host=str(target.addresses[0]))
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(subscription["secret"], body, int(time.time())),
@@ -246,12 +268,15 @@ class NotificationActivities:
             "X-Riskdesk-Event": event["type"],
             "User-Agent": "riskdesk-webhooks/1",
         }
+        if target.addresses:
+            headers["Host"] = host_header
         response = await self.api.http.post(
-            subscription["url"],
+            url,
             content=body,
             headers=headers,
             timeout=self.settings.webhook_timeout_seconds,
             follow_redirects=False,
+            extensions=extensions,
         )
         return response.status_code
 

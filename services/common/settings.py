@@ -7,6 +7,7 @@ SQLite file of its own under the data directory).
 
 from __future__ import annotations
 
+import base64
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -72,6 +73,16 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = "riskdesk@localhost"
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private, link-local and reserved addresses, "
+        "and plain http to localhost (the dev stack and tests, whose receivers listen there).",
+    )
+    secrets_key: str | None = Field(
+        default=None,
+        description="Fernet key(s) encrypting webhook secrets at rest, comma-separated: the "
+        "first encrypts, every one decrypts (rotation). The gateway requires it in production.",
+    )
     delivery_initial_interval_seconds: float = Field(default=5.0, gt=0)
     delivery_backoff_coefficient: float = Field(default=2.0, ge=1.0)
     delivery_max_interval_seconds: float = Field(default=600.0, gt=0)
@@ -103,6 +114,17 @@ class Settings(BaseSettings):
         le=20,
         description="Extra program-manager reminders after the ladder's top.",
     )
+    escalation_calendar_refresh_seconds: float = Field(
+        default=3_600.0,
+        gt=0,
+        description="How long EscalationWorkflow trusts an owner's calendar fetched from the gateway.",
+    )
+    escalation_history_limit: int = Field(
+        default=0,
+        ge=0,
+        description="EscalationWorkflow continues as new past this many history events (0: when "
+        "Temporal suggests it).",
+    )
     rule_monitoring_seconds: int = Field(
         default=28 * 86_400,
         ge=1,
@@ -113,6 +135,12 @@ class Settings(BaseSettings):
         ge=1,
         le=365,
         description="A request with no update for this many business days is stale (aging alerts).",
+    )
+    # MO suggestions (issue 10): `auto` embeds with the local model when the `ai` extra is
+    # installed, `off` always uses the lexical (rapidfuzz) similarity.
+    semantic_matching: Literal["auto", "off"] = "auto"
+    mo_suggestion_limit: int = Field(
+        default=5, ge=1, le=20, description="How many MO suggestions a request keeps."
     )
     log_level: str = "INFO"
     log_json: bool = True
@@ -125,6 +153,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RISKDESK_IDENTITY_SECRET must be at least 32 characters in production"
             )
+        # Only the gateway needs RISKDESK_SECRETS_KEY, so the gateway refuses to start in
+        # production without it (services/common/secret_box.py); here, its form is checked.
+        for key in (self.secrets_key or "").split(","):
+            if self.secrets_key is not None and not _is_fernet_key(key.strip()):
+                raise ValueError(
+                    "RISKDESK_SECRETS_KEY must be Fernet keys (url-safe base64 of 32 bytes), "
+                    "comma-separated"
+                )
         return self
 
     def port_of(self, service: ServiceName) -> int:
@@ -145,6 +181,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode("ascii"))) == 32 and len(value) == 44
+    except (ValueError, UnicodeEncodeError):
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,7 @@ K8S_TREES = {
 }
 # The one Secret the manifests reference (created out of band, see README.md) and its keys.
 SECRET_NAME = "riskdesk-secrets"
-SECRET_KEYS = {"identity-secret", "database-url"}
+SECRET_KEYS = {"identity-secret", "database-url", "secrets-key"}
 # What the container image runs as (Dockerfile USER) and what Kubernetes enforces.
 IMAGE_UID = 10001
 

@@ -268,10 +268,11 @@ async def test_plain_http_webhooks_only_to_localhost_and_never_in_production(
             "/api/v1/subscriptions", json=webhook(url=url), headers=partner
         )
         assert response.status_code == 201, (url, response.text)
-    from services.gateway.notifications.schemas import validate_webhook_url
+    from services.common.webhook_target import url_problem
 
-    assert validate_webhook_url("http://127.0.0.1/h", allow_loopback_http=False) is not None
-    assert validate_webhook_url("https://127.0.0.1/h", allow_loopback_http=False) is None
+    # Without RISKDESK_WEBHOOK_ALLOW_PRIVATE_TARGETS (production), https only.
+    assert url_problem("http://127.0.0.1/h", allow_private=False) is not None
+    assert url_problem("https://127.0.0.1/h", allow_private=False) is None
 
 
 async def test_bad_paths_and_no_key_are_problems(gateway: Gateway, unique_team: str) -> None:

@@ -33,11 +33,11 @@ from services.common.identity import Role
 from services.common.migrations import upgrade
 from services.common.settings import Settings
 from services.common.temporal import connect_temporal
+from services.common.webhook_signature import verify
 from services.gateway.app import create_app
 from services.gateway.keys.service import create_key
 from services.gateway.notifications.models import Subscription
 from services.gateway.notifications.service import retry_policy_of
-from services.gateway.notifications.signing import verify
 from services.gateway.runtime import GatewayRuntime
 from workflows.contracts import (
     DELIVER_SIGNAL,

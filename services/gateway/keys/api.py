@@ -68,7 +68,10 @@ async def list_keys(
 async def revoke_key(
     key_id: KeyIdPath, _admin: AdminKey, session: SessionDep, runtime: RuntimeDep
 ) -> KeyRead:
-    """Stop a key from working, for good. Revoking a revoked key changes nothing."""
+    """Stop a key from working, for good. Revoking a revoked key changes nothing.
+
+    The last active admin key cannot be revoked (409): create another admin key first.
+    """
     key = await service.revoke_key(session, key_id=key_id)
     await session.commit()
     runtime.authenticator.forget(key.id)

@@ -12,13 +12,14 @@ import hmac
 import secrets
 import string
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.common.db import utcnow
-from services.common.errors import NotFound, Unauthorized, ValidationFailed
+from services.common.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.common.identity import Role
 from services.common.pagination import decode_cursor, encode_cursor
 from services.gateway.keys.models import KEY_ID_LENGTH, ApiKey
@@ -152,12 +153,64 @@ async def get_key_or_raise(session: AsyncSession, *, key_id: str) -> ApiKey:
 
 
 async def revoke_key(session: AsyncSession, *, key_id: str) -> ApiKey:
-    """Revoke a key for good; revoking it again changes nothing (idempotent)."""
+    """Revoke a key for good; revoking it again changes nothing (idempotent).
+
+    Refuses (Conflict) to revoke the last active admin key: nobody could make keys any more
+    except by hand on the database.
+    """
     key = await get_key_or_raise(session, key_id=key_id)
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
+    if key.revoked_at is not None:
+        return key
+    now = utcnow()
+    if key.role is not Role.ADMIN or not is_active(key, now=now):
+        key.revoked_at = now
         await session.flush()
+        return key
+    await _lock_active_admins(session, now=now)
+    # One statement checks "another live admin exists" and revokes: atomic on SQLite (one
+    # writer), and on PostgreSQL it runs after the lock above, on a fresh snapshot.
+    other = aliased(ApiKey)
+    another_admin = (
+        select(other.id).where(other.id != key.id, *_active_admin(other, now=now)).exists()
+    )
+    revoked = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None), another_admin)
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(key)
+    if cast("CursorResult[Any]", revoked).rowcount == 0 and key.revoked_at is None:
+        raise Conflict(
+            f"API key {key.id!r} is the last active admin key; create another admin key "
+            "before revoking it."
+        )
     return key
+
+
+def is_active(key: ApiKey, *, now: datetime) -> bool:
+    """Whether the key authenticates at `now` (not revoked, not expired)."""
+    return key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
+
+
+def _active_admin(table: type[ApiKey], *, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        table.role == Role.ADMIN,
+        table.revoked_at.is_(None),
+        or_(table.expires_at.is_(None), table.expires_at > now),
+    )
+
+
+async def _lock_active_admins(session: AsyncSession, *, now: datetime) -> None:
+    # FOR UPDATE (PostgreSQL; SQLite ignores it) on every active admin key, in id order: two
+    # admins revoking each other's key at once serialise here, so the second's check sees the
+    # first's revocation instead of both succeeding and leaving no admin.
+    await session.execute(
+        select(ApiKey.id)
+        .where(*_active_admin(ApiKey, now=now))
+        .order_by(ApiKey.id)
+        .with_for_update()
+    )
 
 
 async def list_keys(

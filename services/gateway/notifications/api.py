@@ -31,6 +31,7 @@ from services.gateway.notifications.schemas import (
     channel_of,
     delivery_status,
 )
+from services.gateway.notifications.secrets import signing_secret
 from services.gateway.runtime import RuntimeDep, SessionDep
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -42,8 +43,10 @@ router = APIRouter(prefix="/api/v1", responses=RESPONSES, tags=["subscriptions"]
 # Not part of the public API document: only the worker (and services) call these.
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
 
-SubscriptionIdPath = Annotated[int, Path(description="The subscription's id.", ge=1)]
-DeliveryIdPath = Annotated[int, Path(description="The delivery's id.", ge=1)]
+# Bounded to the database's integer range: a larger id is a 422, not a 500 from PostgreSQL.
+MAX_ID = 2**31 - 1
+SubscriptionIdPath = Annotated[int, Path(description="The subscription's id.", ge=1, le=MAX_ID)]
+DeliveryIdPath = Annotated[int, Path(description="The delivery's id.", ge=1, le=MAX_ID)]
 CursorQuery = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
@@ -201,9 +204,13 @@ async def post_event(
 
 @internal_router.get("/deliveries/{delivery_id}", summary="A delivery, for the worker to send")
 async def get_delivery(
-    delivery_id: DeliveryIdPath, _caller: SystemCaller, session: SessionDep
+    delivery_id: DeliveryIdPath, _caller: SystemCaller, session: SessionDep, runtime: RuntimeDep
 ) -> DeliveryForWorker:
-    """The delivery, its event, and its subscription including the signing secret."""
+    """The delivery, its event, and its subscription including the signing secret.
+
+    The only place a stored secret is decrypted: the worker signs the delivery with it. A secret
+    the configured key cannot decrypt is 409 (the attempt fails and is retried, then dead).
+    """
     delivery, subscription, event = await service.delivery_for_worker(
         session, delivery_id=delivery_id
     )
@@ -220,7 +227,10 @@ async def get_delivery(
             channel=channel_of(subscription.channel),
             url=subscription.url,
             email=subscription.email,
-            secret=subscription.secret,
+            # Decrypted only when it will sign something: e-mail deliveries are not signed.
+            secret=signing_secret(subscription, settings=runtime.settings)
+            if subscription.channel == "webhook"
+            else "",
             active=subscription.deactivated_at is None,
         ),
         event=InternalEvent(

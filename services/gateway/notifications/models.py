@@ -24,9 +24,14 @@ class Subscription(Base):
     url: Mapped[str | None] = mapped_column(String(2000))
     email: Mapped[str | None] = mapped_column(String(254))
     description: Mapped[str | None] = mapped_column(String(200))
-    # Kept in clear because every delivery is signed with it; it is never returned after creation
-    # and never logged.
-    secret: Mapped[str] = mapped_column(String(100))
+    # The signing secret, Fernet-encrypted with RISKDESK_SECRETS_KEY (services/common/secret_box.py)
+    # and decrypted only to hand it to the worker that signs a delivery; never returned after
+    # creation, never logged.
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Legacy: the secret in clear, as rows made before gateway_0006 hold it. Empty once the row is
+    # encrypted (the gateway does that at start-up); kept NOT NULL so the migration stays a plain
+    # ADD COLUMN on SQLite.
+    secret: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(100))
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -39,7 +37,6 @@ DeliveryStatus = Literal["pending", "delivered", "dead"]
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
-_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 def delivery_status(value: str) -> DeliveryStatus:
@@ -52,41 +49,6 @@ def delivery_status(value: str) -> DeliveryStatus:
 def channel_of(value: str) -> Channel:
     """A stored channel as its literal type."""
     return "email" if value == "email" else "webhook"
-
-
-def validate_webhook_url(url: str, *, allow_loopback_http: bool) -> str | None:
-    """Why `url` cannot receive webhooks, or None if it can.
-
-    `https` is required, except plain `http` to this machine (127.0.0.1, ::1, localhost) outside
-    production, for local receivers and tests.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises for a port out of range
-    except ValueError:
-        return "is not a valid URL"
-    del port
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "must be an absolute https URL"
-    if parts.username is not None or parts.password is not None:
-        return "must not carry credentials; the signature authenticates riskdesk"
-    if parts.fragment:
-        return "must not have a fragment"
-    if parts.scheme == "http":
-        if not allow_loopback_http:
-            return "must use https"
-        if not _is_loopback(parts.hostname):
-            return "must use https (plain http is allowed only to 127.0.0.1 or localhost)"
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class SubscriptionCreate(BaseModel):
@@ -104,7 +66,10 @@ class SubscriptionCreate(BaseModel):
     channel: Channel
     url: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
         default=None,
-        description="Webhook URL (https; plain http only to localhost outside production).",
+        description="Webhook URL: https, and its host must resolve to public addresses only "
+        "(no loopback, private, link-local, multicast or reserved ones). Development stacks "
+        "that set RISKDESK_WEBHOOK_ALLOW_PRIVATE_TARGETS also accept those, and plain http to "
+        "localhost.",
     )
     email: Annotated[str, StringConstraints(max_length=254)] | None = Field(
         default=None, description="E-mail address (channel `email`)."

@@ -7,7 +7,6 @@ signal that sends it (and never signalled without existing).
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from services.common.identity import Role
 from services.common.outbox import enqueue_signal
 from services.common.pagination import decode_cursor, encode_cursor
 from services.common.settings import Settings
+from services.common.webhook_target import TargetRefused, url_problem, vet_target
 from services.gateway.models import OutboxEvent
 from services.gateway.notifications.models import (
     Delivery,
@@ -27,12 +27,8 @@ from services.gateway.notifications.models import (
     NotificationEvent,
     Subscription,
 )
-from services.gateway.notifications.schemas import (
-    AttemptIn,
-    EventIn,
-    SubscriptionCreate,
-    validate_webhook_url,
-)
+from services.gateway.notifications.schemas import AttemptIn, EventIn, SubscriptionCreate
+from services.gateway.notifications.secrets import new_secret, seal
 from workflows.contracts import (
     DELIVER_SIGNAL,
     SUBSCRIPTION_DELIVERY_WORKFLOW,
@@ -41,9 +37,6 @@ from workflows.contracts import (
     SubscriptionDeliveryInput,
     subscription_workflow_id,
 )
-
-SECRET_PREFIX = "whsec_"  # noqa: S105  (a marker, not a secret)
-SECRET_BYTES = 32
 
 
 def retry_policy_of(settings: Settings) -> DeliveryRetryPolicy:
@@ -82,12 +75,15 @@ async def create(
     if caller_role is Role.PARTNER and team != caller_team:
         raise _field_error("body.team", "must be your own team", "team_forbidden")
     if body.url is not None:
-        problem = validate_webhook_url(
-            body.url, allow_loopback_http=settings.environment != "production"
-        )
+        allow_private = settings.webhook_allow_private_targets
+        problem = url_problem(body.url, allow_private=allow_private)
         if problem is not None:
             raise _field_error("body.url", problem, "url_invalid")
-    secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+        try:
+            await vet_target(body.url, allow_private=allow_private)
+        except TargetRefused as refused:
+            raise _field_error("body.url", str(refused), "target_refused") from None
+    secret = new_secret()
     row = Subscription(
         team=team,
         event_types=list(body.event_types),
@@ -95,10 +91,10 @@ async def create(
         url=body.url,
         email=body.email,
         description=body.description,
-        secret=secret,
         created_at=utcnow(),
         created_by=created_by,
     )
+    seal(row, secret, settings=settings)
     session.add(row)
     await session.flush()
     return row, secret
