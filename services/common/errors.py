@@ -177,6 +177,32 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
+    _document_problem_media_type(app)
+
+
+def _document_problem_media_type(app: FastAPI) -> None:
+    """Document problem responses as `application/problem+json`, the type they are sent with.
+
+    FastAPI documents every `{"model": Problem}` response as `application/json`; clients (and
+    schemathesis' conformance checks) then meet a content type the document never mentions.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+                for response in responses.values():
+                    content = response.get("content", {})
+                    ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                    if ref.endswith("/Problem"):
+                        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class Problem(BaseModel):

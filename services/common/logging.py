@@ -17,6 +17,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-Id"
+SQL_PARAMETER_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool")
 _request_id: ContextVar[str | None] = ContextVar("riskdesk_request_id", default=None)
 
 
@@ -49,6 +50,10 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
     root.setLevel(level.upper())
     # uvicorn's own access log duplicates ours (which carries the request id).
     logging.getLogger("uvicorn.access").disabled = True
+    # Their DEBUG/INFO lines carry bound SQL parameters (webhook secrets among them): never
+    # below WARNING, whatever the level asked for.
+    for name in SQL_PARAMETER_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def _add_service(service: str) -> structlog.types.Processor:

@@ -49,7 +49,10 @@ async def read_queue(queue: QueuePath, session: SessionDep, caller: CurrentCalle
 @queues_router.put(
     "/{queue}/members/{member}",
     response_model=QueueMemberRead,
-    responses=PROBLEM_RESPONSES,
+    responses={
+        **PROBLEM_RESPONSES,
+        201: {"model": QueueMemberRead, "description": "Added (200: already a member)"},
+    },
     summary="Add a member to a queue (admin)",
 )
 async def add_queue_member(
