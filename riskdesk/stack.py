@@ -192,6 +192,7 @@ class StackLauncher:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.log_dir.mkdir(exist_ok=True)
             self.stack_file.unlink(missing_ok=True)
+            self._dev_secrets_and_targets()
             self._start_temporal()
             self._migrate()
             self._wait_for_temporal()
@@ -237,6 +238,26 @@ class StackLauncher:
             raise _Stop
 
     # -- steps -------------------------------------------------------------------------------
+
+    def _dev_secrets_and_targets(self) -> None:
+        """A local stack: webhooks may go to local receivers, and webhook secrets are encrypted
+        with a key of its own, made once into `secrets.key` (0600) unless one is configured."""
+        update: dict[str, Any] = {}
+        # A local stack's receivers listen on this machine (unless the environment says no).
+        if "RISKDESK_WEBHOOK_ALLOW_PRIVATE_TARGETS" not in os.environ:
+            update["webhook_allow_private_targets"] = True
+        if not self.settings.secrets_key:
+            key_file = self.data_dir / "secrets.key"
+            key = _read_secret(key_file)
+            if key is None:
+                # Kept across runs: losing it would make every stored webhook secret unreadable.
+                from cryptography.fernet import Fernet
+
+                key = Fernet.generate_key().decode()
+                write_secret(key_file, key)
+            update["secrets_key"] = key
+        if update:
+            self.settings = self.settings.model_copy(update=update)
 
     def ports(self) -> list[tuple[str, str, int, str]]:
         """(what, host, port, setting) of every port the stack listens on."""
@@ -347,6 +368,7 @@ class StackLauncher:
         await self._wait_for_worker()
         admin_key = await self._ensure_admin_key()
         seed_note = await self._seed_demo_once(admin_key)
+        seed_note += await self._seed_console_demo_once(admin_key)
         return admin_key, seed_note
 
     async def _wait_for_worker(self) -> None:
@@ -436,6 +458,33 @@ class StackLauncher:
             f"demo requests {', '.join(map(str, ids))}"
         )
 
+    async def _seed_console_demo_once(self, admin_key: str) -> str:
+        """The console's demo data (riskdesk/demo_console.py) once; a note for the banner."""
+        from riskdesk.demo_console import (
+            APPROVER_KEY_NAME,
+            APPROVER_TEAM,
+            DemoSeedError,
+            seed_console_demo,
+        )
+
+        marker = self.data_dir / "demo-console-seeded"
+        approver_file = self.data_dir / "demo-approver.key"
+        if await asyncio.to_thread(marker.exists):
+            return f"\n  demo approver key: {approver_file}"
+        approver_key = await self._ensure_key(
+            approver_file, team=APPROVER_TEAM, role=Role.APPROVER, name=APPROVER_KEY_NAME
+        )
+        # Written first: a half-done seed is not repeated (its SOP keys would clash), only noted.
+        await asyncio.to_thread(_write_json, marker, {"started": True})
+        try:
+            async with httpx.AsyncClient(base_url=self.gateway_url, timeout=10.0) as client:
+                await seed_console_demo(
+                    client, admin_key=admin_key, approver_key=approver_key, team=DEMO_TEAM
+                )
+        except (httpx.HTTPError, DemoSeedError) as error:
+            return f"\n  console demo data incomplete ({error})"
+        return f"\n  demo approver key: {approver_file} (an SOP awaits its approval)"
+
     async def _file_demo_requests(self, partner_key: str, admin_key: str) -> list[int]:
         ids: list[int] = []
         async with httpx.AsyncClient(base_url=self.gateway_url, timeout=10.0) as client:
@@ -491,7 +540,7 @@ class StackLauncher:
         lines = [
             f"riskdesk is up (ready in {ready_seconds:.1f} s)",
             f"  gateway      {gateway}   (API docs {gateway}/docs)",
-            f"  console      {gateway}/   (the web console arrives with issue 7)",
+            f"  console      {gateway}/   (sign in with an API key)",
             f"  Temporal UI  {self.temporal_ui_url}",
             f"  admin key    {admin_key}",
             f"               (also in {self.admin_key_file}, mode 0600)",

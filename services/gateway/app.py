@@ -22,18 +22,24 @@ from services.common.metrics import (
     metrics_endpoint,
 )
 from services.common.outbox import OutboxDispatcher
+from services.common.secret_box import SecretBox
 from services.common.settings import Settings, get_settings
 from services.common.temporal import TemporalConnector
 from services.gateway.aging.api import router as aging_router
 from services.gateway.auth import KeyAuthenticator, parse_rate_limit
+from services.gateway.calendars.api import internal_router as calendars_internal_router
 from services.gateway.calendars.api import router as calendars_router
+from services.gateway.console import install_console
 from services.gateway.health import router as health_router
 from services.gateway.keys.api import router as keys_router
 from services.gateway.models import OutboxEvent
 from services.gateway.notifications.api import internal_router as notifications_internal_router
 from services.gateway.notifications.api import router as notifications_router
+from services.gateway.notifications.secrets import encrypt_legacy_secrets_on_start
 from services.gateway.openapi import OpenApiAggregator
 from services.gateway.proxy import FORWARDED_METHODS, forward, make_http_client
+from services.gateway.reports.api import internal_router as reports_internal_router
+from services.gateway.reports.api import router as reports_router
 from services.gateway.routing import API_PREFIX, UPSTREAM_SERVICES, resolve
 from services.gateway.runtime import GatewayRuntime, get_runtime
 from services.gateway.sla.api import internal_router as sla_internal_router
@@ -52,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway app; `settings` defaults to the process settings."""
     resolved = settings or get_settings()
     parse_rate_limit(resolved.rate_limit)  # a bad limit fails here, not on the first call
+    SecretBox.from_settings(resolved)  # so does production without RISKDESK_SECRETS_KEY
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             temporal=temporal,
             dispatcher=dispatcher,
         )
+        # Rows from before secrets were encrypted at rest: encrypted now that the key is at hand.
+        await encrypt_legacy_secrets_on_start(sessionmaker, settings=resolved)
         dispatcher.start()
         log.info("service_started", service="gateway", upstreams=upstreams)
         try:
@@ -118,9 +127,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router)
     app.include_router(notifications_internal_router)
     app.include_router(calendars_router)
+    app.include_router(calendars_internal_router)
     app.include_router(sla_router)
     app.include_router(sla_internal_router)
     app.include_router(aging_router)
+    app.include_router(reports_router)
+    app.include_router(reports_internal_router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:
@@ -142,6 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def docs() -> HTMLResponse:
         """Swagger UI on the aggregated document."""
         return get_swagger_ui_html(openapi_url="/openapi.json", title="riskdesk API")
+
+    # The web console at `/` (pages, its static files and its HTML error pages).
+    install_console(app)
 
     # Last, so every route of the gateway's own wins; anything else under /api/v1 is forwarded.
     app.router.add_route(
