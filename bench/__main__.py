@@ -17,7 +17,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import list_queries, sla_lateness
+from bench import (
+    gateway_vs_direct,
+    list_queries,
+    mo_matching,
+    outbox_lag,
+    sla_lateness,
+    weekly_report,
+    workflow_throughput,
+)
 from services.common import business_time
 from services.common.business_time import Calendar
 from services.common.identity import Identity, Role, sign_identity, verify_identity
@@ -90,9 +98,18 @@ def bench_business_time(seconds: float) -> dict[str, Any]:
 BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "identity_token": bench_identity_token,
     "business_time": bench_business_time,
+    # precision@3 of MO suggestions on bench/data/mo_matching.json (semantic needs the ai extra)
+    "mo_matching": lambda _seconds: mo_matching.run(),
 }
 # Whole-stack benchmarks (minutes each): run only when named, e.g. `python -m bench sla_lateness`.
-STACK_BENCHMARKS = ("sla_lateness", "list_queries")
+STACK_BENCHMARKS = (
+    "sla_lateness",
+    "list_queries",
+    "gateway_vs_direct",
+    "weekly_report",
+    "outbox_lag",
+    "workflow_throughput",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +146,31 @@ def main(argv: list[str] | None = None) -> int:
         "--rows",
         type=int,
         default=list_queries.DEFAULT_ROWS,
-        help="list_queries: requests bulk-loaded into a scratch PostgreSQL database",
+        help="list_queries, weekly_report: requests bulk-loaded into a scratch PostgreSQL database",
+    )
+    parser.add_argument(
+        "--load-seconds",
+        type=float,
+        default=gateway_vs_direct.Options.seconds,
+        help="gateway_vs_direct: measured seconds per arm and connection count",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=gateway_vs_direct.Options.rounds,
+        help="gateway_vs_direct: how many times each arm runs (the best round is kept)",
+    )
+    parser.add_argument(
+        "--filing-rate",
+        type=float,
+        default=outbox_lag.Options.rate,
+        help="outbox_lag: filings a second (sustained for twice --load-seconds)",
+    )
+    parser.add_argument(
+        "--workflows",
+        type=int,
+        default=workflow_throughput.Options.workflows,
+        help="workflow_throughput: request lifecycles (and 3x as many one-activity workflows)",
     )
     args = parser.parse_args(argv)
     benchmarks = {
@@ -143,6 +184,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         ),
         "list_queries": lambda _seconds: list_queries.run(list_queries.Options(rows=args.rows)),
+        "weekly_report": lambda _seconds: weekly_report.run(weekly_report.Options(rows=args.rows)),
+        "gateway_vs_direct": lambda _seconds: gateway_vs_direct.run(
+            gateway_vs_direct.Options(seconds=args.load_seconds, rounds=args.rounds)
+        ),
+        "outbox_lag": lambda _seconds: outbox_lag.run(
+            outbox_lag.Options(rate=args.filing_rate, seconds=args.load_seconds * 2)
+        ),
+        "workflow_throughput": lambda _seconds: workflow_throughput.run(
+            workflow_throughput.Options(workflows=args.workflows)
+        ),
     }
     unknown = sorted(set(args.names) - set(benchmarks))
     if unknown:

@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import JSON, Index, Integer, String, Text, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+from temporalio.client import Client
 
 from services.common.db import UTCDateTime, utcnow
 from services.common.logging import current_request_id
@@ -31,6 +32,8 @@ log = structlog.get_logger(__name__)
 
 # Marks a session that enqueued something, so only those commits wake the dispatcher.
 _ENQUEUED = "riskdesk.outbox.enqueued"
+# Signals in flight at once per dispatcher (rows of different workflows; one workflow's in order).
+MAX_CONCURRENT_SIGNALS = 16
 
 
 class OutboxMixin:
@@ -206,11 +209,27 @@ class OutboxDispatcher:
                 log.warning("outbox_temporal_unreachable", pending=len(rows), error=repr(exc))
                 return 0
             blocked = await self._workflows_with_earlier_pending(session, rows)
-            delivered = 0
+            # One workflow's rows go one after another, in commit order; different workflows'
+            # rows go concurrently. Sent one at a time, the dispatcher's rate was 1 / RPC latency
+            # (measured: ~15 rows/s on a busy 2-core machine, below a sustained 20 filings/s).
+            by_workflow: dict[str, list[OutboxMixin]] = {}
             for row in rows:
-                # A workflow's events must arrive in order: once one fails, its later ones wait.
-                if row.workflow_id in blocked:
-                    continue
+                if row.workflow_id not in blocked:
+                    by_workflow.setdefault(row.workflow_id, []).append(row)
+            limit = asyncio.Semaphore(MAX_CONCURRENT_SIGNALS)
+            sent = await asyncio.gather(
+                *(self._send_in_order(client, group, limit) for group in by_workflow.values())
+            )
+            return sum(sent)
+
+    async def _send_in_order(
+        self, client: Client, rows: list[OutboxMixin], limit: asyncio.Semaphore
+    ) -> int:
+        """Send one workflow's rows in order; the first failure holds back the rest."""
+        delivered = 0
+        async with limit:
+            for row in rows:
+                # Runs in its own task (gather), so the binding stays in this task's context.
                 structlog.contextvars.bind_contextvars(request_id=row.request_id)
                 try:
                     await client.start_workflow(
@@ -223,7 +242,6 @@ class OutboxDispatcher:
                         rpc_timeout=timedelta(seconds=5),
                     )
                 except Exception as exc:
-                    blocked.add(row.workflow_id)
                     self._defer(row, repr(exc))
                     log.warning(
                         "outbox_delivery_failed",
@@ -232,12 +250,12 @@ class OutboxDispatcher:
                         attempts=row.attempts,
                         error=repr(exc),
                     )
-                    continue
+                    # A workflow's events must arrive in order: its later ones wait.
+                    return delivered
                 row.dispatched_at = utcnow()
                 row.last_error = None
                 delivered += 1
-            structlog.contextvars.unbind_contextvars("request_id")
-            return delivered
+        return delivered
 
     async def _workflows_with_earlier_pending(
         self, session: AsyncSession, rows: list[OutboxMixin]

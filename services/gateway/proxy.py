@@ -39,6 +39,7 @@ FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # (up to the pool timeout, then 504) instead of opening sockets without bound.
 MAX_CONNECTIONS = 400
 MAX_KEEPALIVE_CONNECTIONS = 100
+KEEPALIVE_EXPIRY_SECONDS = 4.0
 
 # RFC 9110 7.6.1: connection-specific headers are for one hop only.
 HOP_BY_HOP = frozenset(
@@ -78,7 +79,10 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         limits=httpx.Limits(
             max_connections=MAX_CONNECTIONS,
             max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
-            keepalive_expiry=30.0,
+            # Below the services' own idle timeout (uvicorn closes a keep-alive connection after
+            # 5 s idle): a connection the service is closing at the moment it is reused fails the
+            # call with a 502 (a likely cause of one the outbox-lag benchmark hit after a pause).
+            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
         ),
         # The client is shared by every caller: a cookie one service sets for one caller must
         # never ride along on another caller's request, so the jar accepts none.
