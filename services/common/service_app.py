@@ -19,8 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.db import make_engine, make_sessionmaker
-from services.common.errors import DomainError, install_problem_handlers, problem_response
-from services.common.identity import IDENTITY_HEADER, Identity, verify_identity
+from services.common.errors import (
+    DomainError,
+    Forbidden,
+    install_problem_handlers,
+    problem_response,
+)
+from services.common.identity import IDENTITY_HEADER, Identity, Role, verify_identity
 from services.common.logging import RequestIdMiddleware, configure_logging
 from services.common.metrics import (
     METRICS_PATH,
@@ -100,6 +105,20 @@ def get_caller(request: Request) -> Identity:
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CurrentCaller = Annotated[Identity, Depends(get_caller)]
+
+
+def require_system(caller: CurrentCaller) -> Identity:
+    """The caller if it is the worker (the system role); 403 otherwise.
+
+    As a dependency it answers before the body is validated: a caller that may not call the
+    route learns nothing about its input.
+    """
+    if caller.role is not Role.SYSTEM:
+        raise Forbidden(f"The role {caller.role.value} may not call this route (the worker's).")
+    return caller
+
+
+SystemCaller = Annotated[Identity, Depends(require_system)]
 
 
 def create_service_app(

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import structlog
 
+from services.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from services.common.identity import IDENTITY_HEADER, Identity, Role, sign_identity
 from services.common.settings import ServiceName, Settings
 from services.gateway.auth import SECURITY_SCHEME, SECURITY_SCHEME_NAME
@@ -29,6 +30,11 @@ GATEWAY_IDENTITY = Identity(subject="gateway", team="riskdesk", role=Role.SYSTEM
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs"})
 _REF_PREFIX = "#/components/"
 Spec = dict[str, Any]
+GATEWAY_PROBLEMS: dict[int, str] = {
+    502: "The service behind this operation cannot be reached",
+    503: "Not available now (the key store, or the workflow engine a service asks); retry",
+    504: "The service behind this operation did not answer in time",
+}
 
 
 class OpenApiAggregator:
@@ -131,9 +137,44 @@ def merge_openapi(
         for operation in paths[path].values():
             if isinstance(operation, dict):
                 operation["security"] = []
+    _document_gateway_problems(paths, components)
     if unavailable:
         merged.setdefault("info", {})["x-riskdesk-unavailable"] = list(unavailable)
     return merged
+
+
+def _document_gateway_problems(
+    paths: Mapping[str, Any], components: dict[str, dict[str, Any]]
+) -> None:
+    """Add the problems the gateway itself answers with to the operations it can answer them on.
+
+    Every keyed operation may get 503 (the key store is unavailable); every forwarded one 502
+    (the service cannot be reached) and 504 (it did not answer in time). A service's own 503
+    (Temporal unreachable) reaches the caller through the same forwarded operation.
+    """
+    schemas = components.setdefault("schemas", {})
+    schemas.setdefault(
+        "Problem", Problem.model_json_schema(ref_template=_REF_PREFIX + "schemas/{model}")
+    )
+    for path, item in paths.items():
+        if path in PUBLIC_PATHS or not isinstance(item, dict):
+            continue
+        statuses = GATEWAY_PROBLEMS if resolve(path) is not None else {503: GATEWAY_PROBLEMS[503]}
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for status, description in statuses.items():
+                operation["responses"].setdefault(
+                    str(status),
+                    {
+                        "description": description,
+                        "content": {
+                            PROBLEM_MEDIA_TYPE: {
+                                "schema": {"$ref": _REF_PREFIX + "schemas/Problem"}
+                            }
+                        },
+                    },
+                )
 
 
 def _plan_renames(

@@ -157,6 +157,12 @@ async def list_deliveries(
     "/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay",
     status_code=202,
     summary="Replay a dead delivery (staff)",
+    responses={
+        409: {
+            "model": Problem,
+            "description": "The delivery is not dead, or the subscription is deactivated",
+        }
+    },
 )
 async def replay_delivery(
     subscription_id: SubscriptionIdPath,

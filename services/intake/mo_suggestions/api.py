@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from services.common.errors import PROBLEM_RESPONSES, Problem
 from services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from services.common.service_app import CurrentCaller, RuntimeDep, SessionDep
+from services.common.service_app import CurrentCaller, RuntimeDep, SessionDep, require_system
 from services.intake.api import RequestIdPath
 from services.intake.mo_suggestions import service
 from services.intake.mo_suggestions.schemas import (
@@ -36,7 +36,10 @@ from services.intake.mo_suggestions.schemas import (
 from services.intake.service import REQUESTS_PATH
 
 router = APIRouter(prefix=REQUESTS_PATH, tags=["mo-suggestions"])
-internal_router = APIRouter(prefix="/internal", tags=["internal"])
+# The worker's routes: the role is checked before the body is read (403 before 422).
+internal_router = APIRouter(
+    prefix="/internal", tags=["internal"], dependencies=[Depends(require_system)]
+)
 
 MoIdPath = Annotated[int, Path(ge=1, le=MAX_INT, description="The suggested MO's id")]
 CONFLICT: dict[int | str, dict[str, Any]] = {

@@ -74,6 +74,7 @@ async def read_request_type(
     responses={
         **PROBLEM_RESPONSES,
         412: {"model": Problem, "description": "`If-Match` is not the current version"},
+        428: {"model": Problem, "description": "`If-Match` is sent without a value"},
     },
     summary="Configure a request type (admin)",
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
 from services.common.errors import PROBLEM_RESPONSES
-from services.common.service_app import CurrentCaller, SessionDep
+from services.common.service_app import CurrentCaller, SessionDep, require_system
 from services.sop.mos import matching_service as service
 from services.sop.mos.matching_schemas import (
     MoCatalogRead,
@@ -20,7 +20,10 @@ from services.sop.mos.matching_schemas import (
 )
 from services.sop.rules.schemas import MAX_INT
 
-internal_router = APIRouter(prefix="/internal/mos", tags=["internal"])
+# The role is checked before the body is read (403 before 422).
+internal_router = APIRouter(
+    prefix="/internal/mos", tags=["internal"], dependencies=[Depends(require_system)]
+)
 MoIdPath = Annotated[int, Path(ge=1, le=MAX_INT, description="The MO's id")]
 
 
