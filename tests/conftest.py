@@ -25,6 +25,20 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if TEST_DATABASE_URL else [])]
 
 
+# Suites that share one launched stack per package run on one xdist worker; every other test file
+# stays whole on one worker too, so module-scoped fixtures are built once (`--dist loadgroup`).
+_STACK_SUITES = {"browser", "e2e", "faults", "security"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for `pytest -n N --dist loadgroup` (the Makefile's default)."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        parts = item.path.resolve().relative_to(tests_dir).parts
+        group = parts[0] if parts[0] in _STACK_SUITES else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def temporal_address() -> Iterator[str]:
     """A Temporal dev server (in memory, no UI) on a free port, for the whole session."""
