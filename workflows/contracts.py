@@ -36,6 +36,8 @@ class RequestLifecycleCarry:
     last_event_id: str | None = None
     version: int = 0
     sla: SlaCarry | None = None
+    # Events a catch-up read from intake whose own signals have not arrived yet.
+    awaited_event_ids: list[str] = field(default_factory=list)
 
 
 @dataclass

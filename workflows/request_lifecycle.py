@@ -7,12 +7,13 @@ and priority, and returns once the request is closed.
 
 It also runs the request's two SLA clocks (`workflows.sla_clock`): the policy comes from the
 gateway (`resolve_sla_policy`); the workflow sleeps until the earliest warning/breach or the next
-event, raises each warning and breach once (`publish_sla_event`, deterministic event ids), keeps the
-request's SLA columns current (`record_sla`), publishes `request.status_changed` for every
+event, raises each warning and breach once (`publish_sla_event`, deterministic event ids), keeps
+the request's SLA columns current (`record_sla`), publishes `request.status_changed` for every
 transition, and closes a resolved request when the policy's auto-close window passes
-(`auto_close_request`). A failing activity is retried a bounded number of times and logged: it never
-stops the clocks. History stays bounded: it continues as new when Temporal suggests it, carrying the
-clocks.
+(`auto_close_request`). Before a breach it catches up on the request's events that intake holds
+but no signal brought yet (`fetch_request_events`): a late signal cannot fake a breach. A failing
+activity is retried a bounded number of times and logged: it never stops the clocks. History
+stays bounded: it continues as new when Temporal suggests it, carrying the clocks.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ with workflow.unsafe.imports_passed_through():
         CalendarError,
         format_duration,
         parse_business_duration,
+    )
+    from workflows.catch_up_contracts import (
+        ACTIVITY_FETCH_REQUEST_EVENTS,
+        FetchedRequestEvents,
+        FetchRequestEventsInput,
     )
     from workflows.contracts import (
         FIRST_RESPONSE_EVENT_KIND,
@@ -75,6 +81,9 @@ SLA_PATCH = "sla-clocks-v1"
 # ...and of recording each stopped clock's business time (the stats read it): histories recorded
 # before it replay the record calls without those fields, so they schedule nothing new.
 STATS_PATCH = "sla-stopped-durations-v1"
+# ...and of catching up from intake before a breach (histories recorded before it raised breaches
+# without asking intake; they replay that way).
+CATCH_UP_PATCH = "sla-breach-catch-up-v1"
 
 ACTIVITY_TIMEOUT = timedelta(seconds=10)
 # Calls the loop waits for (policy, record, auto-close) retry briefly, so a service that is down
@@ -92,8 +101,22 @@ PUBLISH_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )
+# The catch-up before a breach retries briefly; if intake stays unreachable the due alarms are
+# held and the catch-up tried again later, for at most CATCH_UP_HOLD, then the breach is raised
+# anyway (late rather than lost). Each attempt gets the usual timeout: after an outage the worker
+# and intake are busiest exactly when every breach timer fires (5 s let some attempts time out).
+CATCH_UP_HOLD = timedelta(minutes=5)
+CATCH_UP_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=4,
+)
 # How long a closing request waits for events still being published before it completes.
 CLOSE_GRACE = timedelta(seconds=5)
+# How long a request closed by a caught-up event waits for that event's own (late) signal: the
+# outbox would otherwise signal-with-start a new run for it once this one completed.
+LATE_SIGNAL_GRACE = timedelta(minutes=15)
 # After a call gave up, the workflow tries again later (doubling, up to the cap).
 RETRY_LATER_FIRST = timedelta(seconds=30)
 RETRY_LATER_MAX = timedelta(minutes=30)
@@ -102,6 +125,9 @@ ACTIVITY_RESOLVE_SLA_POLICY = "resolve_sla_policy"
 ACTIVITY_PUBLISH_SLA_EVENT = "publish_sla_event"
 ACTIVITY_RECORD_SLA = "record_sla"
 ACTIVITY_AUTO_CLOSE_REQUEST = "auto_close_request"
+# Pages of intake's catch-up route read at most (a request rarely has more than a page pending).
+CATCH_UP_MAX_PAGES = 10
+CATCH_UP_PAGE = 200
 
 
 def _unrestricted(method: Callable[P, T]) -> Callable[P, T]:
@@ -196,6 +222,38 @@ class SlaActivities:
         )
         return response.status_code
 
+    @activity.defn(name=ACTIVITY_FETCH_REQUEST_EVENTS)
+    async def fetch_request_events(self, input: FetchRequestEventsInput) -> FetchedRequestEvents:
+        """The request's events after `after_version` that occurred by `until`, oldest first
+        (intake `GET /internal/requests/{id}/lifecycle-events`, read page by page)."""
+        fetched: list[RequestEventSignal] = []
+        after = input.after_version
+        for _ in range(CATCH_UP_MAX_PAGES):
+            response = await self.api.call(
+                "intake",
+                "GET",
+                f"/internal/requests/{input.request_id}/lifecycle-events",
+                params={"after_version": after, "limit": CATCH_UP_PAGE},
+                request_id=input.trace_request_id,
+            )
+            try:
+                page = response.json()
+                items = TypeAdapter(list[RequestEventSignal]).validate_python(page["items"])
+                more = bool(page["has_more"])
+            except (ValueError, KeyError, TypeError, ValidationError) as exc:
+                raise ApplicationError(
+                    f"intake returned unusable events: {exc}", non_retryable=True
+                ) from exc
+            for item in items:
+                # Versions and commit times rise together: the rest happened later still.
+                if item.occurred_at > input.until:
+                    return FetchedRequestEvents(fetched)
+                fetched.append(item)
+            if not more or not items:
+                break
+            after = items[-1].version
+        return FetchedRequestEvents(fetched)
+
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
         """Every activity of this class, for the worker."""
         return [
@@ -203,6 +261,7 @@ class SlaActivities:
             self.publish_sla_event,
             self.record_sla,
             self.auto_close_request,
+            self.fetch_request_events,
         ]
 
 
@@ -223,6 +282,10 @@ class RequestLifecycleWorkflow:
         self._events_seen = carry.events_seen
         self._last_event_id = carry.last_event_id
         self._version = carry.version
+        self._awaited: set[str] = set(carry.awaited_event_ids)
+        # When a catch-up first failed while alarms are held (not carried: a successor that
+        # still cannot reach intake starts its own, equally bounded, hold).
+        self._held_since: datetime | None = None
         sla = carry.sla or SlaCarry()
         self._policy = sla.policy
         self._policy_priority = sla.policy_priority
@@ -261,7 +324,8 @@ class RequestLifecycleWorkflow:
             await self._raise_due_alarms()
             await self._record()
             await self._auto_close_if_due()
-            if self._pending:
+            # A catch-up may have applied the closing event: its late signal is only a repeat.
+            if self._pending or self._status == TERMINAL_STATUS:
                 continue
             if workflow.info().is_continue_as_new_suggested():
                 # Events still publishing are carried over and sent again by the successor.
@@ -278,6 +342,9 @@ class RequestLifecycleWorkflow:
                     timeout=timeout,
                 )
         await self._record()
+        if self._awaited:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: not self._awaited, timeout=LATE_SIGNAL_GRACE)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: not self._publishing, timeout=CLOSE_GRACE)
         workflow.logger.info("request closed", extra={"request_id": input.request_id})
@@ -302,6 +369,7 @@ class RequestLifecycleWorkflow:
     def request_event(self, event: RequestEventSignal) -> None:
         """Apply one change of the request; a repeated or stale event is ignored."""
         if event.event_id in self._seen_set:
+            self._awaited.discard(event.event_id)
             return
         self._remember(event.event_id)
         self._events_seen += 1
@@ -349,30 +417,33 @@ class RequestLifecycleWorkflow:
 
     async def _apply_pending(self) -> None:
         while self._pending:
-            event = self._pending.pop(0)
-            if event.kind == TRANSITIONED_KIND and event.from_status != event.to_status:
-                await self._publish(
-                    PublishSlaEventInput(
-                        event_id=event.event_id,
-                        type="request.status_changed",
-                        team=self._input.team,
-                        occurred_at=event.occurred_at,
-                        request_id=self._input.request_id,
-                        data={
-                            "request_id": self._input.request_id,
-                            "from_status": event.from_status,
-                            "to_status": event.to_status,
-                            "action": event.action,
-                            "actor": event.actor,
-                        },
-                        trace_request_id=event.trace_request_id,
-                    )
+            await self._apply_event(self._pending.pop(0))
+
+    async def _apply_event(self, event: RequestEventSignal) -> None:
+        """Apply one event: publish its status change, then move the clocks."""
+        if event.kind == TRANSITIONED_KIND and event.from_status != event.to_status:
+            await self._publish(
+                PublishSlaEventInput(
+                    event_id=event.event_id,
+                    type="request.status_changed",
+                    team=self._input.team,
+                    occurred_at=event.occurred_at,
+                    request_id=self._input.request_id,
+                    data={
+                        "request_id": self._input.request_id,
+                        "from_status": event.from_status,
+                        "to_status": event.to_status,
+                        "action": event.action,
+                        "actor": event.actor,
+                    },
+                    trace_request_id=event.trace_request_id,
                 )
-            if self._clocks:
-                await self._apply_to_clocks(event)
-            elif self._policy is None:
-                # No policy yet (the gateway did not answer): replay on the clocks once it does.
-                self._deferred.append(event)
+            )
+        if self._clocks:
+            await self._apply_to_clocks(event)
+        elif self._policy is None:
+            # No policy yet (the gateway did not answer): replay on the clocks once it does.
+            self._deferred.append(event)
 
     async def _apply_to_clocks(self, event: RequestEventSignal) -> None:
         at = self._clock_instant(event.occurred_at)
@@ -521,16 +592,109 @@ class RequestLifecycleWorkflow:
     # --- alarms, record, auto-close ---------------------------------------------------------
 
     async def _raise_due_alarms(self) -> None:
+        # Checked first so runs recorded before the catch-up replay without its marker.
+        if self._breach_due() and workflow.patched(CATCH_UP_PATCH):
+            if not await self._catch_up():
+                return  # held until intake answers (or the hold ends)
+        else:
+            self._end_hold()
         for event in self._take_due_alarms():
             await self._publish(event)
 
     @_unrestricted
-    def _take_due_alarms(self) -> list[PublishSlaEventInput]:
-        """Mark every alarm due now as raised; the events to publish for them, in order."""
+    def _breach_due(self) -> bool:
+        now = workflow.now()
+        return any(
+            alarm.kind == BREACH
+            for clock in self._clocks.values()
+            for alarm in clock.due_alarms(now)
+        )
+
+    async def _catch_up(self) -> bool:
+        """Before a breach: apply the request's events intake holds but no signal brought yet.
+
+        The outbox delivers signals late when Temporal or the dispatcher lags, and a breach timer
+        firing first would report a request triaged in time as breached. So the events after the
+        last version applied that occurred by now are read from intake (the source of truth) and
+        handled exactly as their signals would be (the real signal, arriving later, is a repeat
+        and ignored). Events and due alarms are then taken in time order: an alarm falls before
+        an event only if its instant is strictly earlier, so a stop at the deadline is on time,
+        and a triage after the deadline still leaves its breach. Warnings due in the same batch
+        get the same treatment; warnings alone do not pay for a call.
+
+        If intake cannot answer within a short retry, the due alarms are held and the catch-up
+        tried again later (the usual retry-later back-off), for at most CATCH_UP_HOLD; then the
+        breach is raised without it: late rather than lost. Holding rather than raising at once
+        because intake down usually means its outbox is down too, so signals are the most likely
+        to be missing exactly then. Returns False while the alarms are held.
+        """
+        if not self._due("catch_up"):
+            return False
+        now = workflow.now()
+        ok, fetched = await self._call(
+            ACTIVITY_FETCH_REQUEST_EVENTS,
+            FetchRequestEventsInput(
+                request_id=self._input.request_id,
+                after_version=self._version,
+                until=now,
+                trace_request_id=self._trace,
+            ),
+            kind=None,
+            result_type=FetchedRequestEvents,
+            retry=CATCH_UP_RETRY,
+        )
+        if not ok or fetched is None:
+            self._held_since = self._held_since or now
+            if now < self._held_since + CATCH_UP_HOLD:
+                self._schedule_retry("catch_up")
+                self._retry_at["catch_up"] = min(
+                    self._retry_at["catch_up"], self._held_since + CATCH_UP_HOLD
+                )
+                workflow.logger.warning(
+                    "SLA catch-up failed: holding the due alarms",
+                    extra={"request_id": self._input.request_id},
+                )
+                return False
+            workflow.logger.error(
+                "SLA catch-up failed past its hold: raising the due alarms without it",
+                extra={"request_id": self._input.request_id},
+            )
+            self._end_hold()
+            return True
+        self._end_hold()
+        for event in fetched.events:
+            if event.occurred_at <= now and event.event_id not in self._seen_set:
+                self.request_event(event)
+                # Its own signal is still on the way (and will be ignored as a repeat).
+                self._awaited.add(event.event_id)
+        while self._pending:
+            event = self._pending[0]
+            for alarm_event in self._take_due_alarms(before=self._next_clock_instant(event)):
+                await self._publish(alarm_event)
+            self._pending.pop(0)
+            await self._apply_event(event)
+        return True
+
+    def _end_hold(self) -> None:
+        self._held_since = None
+        self._retry_at.pop("catch_up", None)
+        self._backoff.pop("catch_up", None)
+
+    def _next_clock_instant(self, event: RequestEventSignal) -> datetime:
+        # What `_clock_instant` will give the event, without moving the clock time yet.
+        at = min(event.occurred_at, workflow.now())
+        return max(at, self._clock_time) if self._clock_time is not None else at
+
+    @_unrestricted
+    def _take_due_alarms(self, *, before: datetime | None = None) -> list[PublishSlaEventInput]:
+        """Mark every alarm due now (or strictly before `before`) as raised; the events to
+        publish for them, in order."""
         now = workflow.now()
         events = []
         for clock in self._clocks.values():
             for alarm in clock.due_alarms(now):
+                if before is not None and alarm.at >= before:
+                    break
                 clock.mark_raised(alarm)
                 if alarm.kind == BREACH:
                     self._first_breached_at = self._first_breached_at or alarm.at
@@ -649,9 +813,14 @@ class RequestLifecycleWorkflow:
             self._policy is None or self._policy_priority != self._priority
         ):
             candidates.append(self._retry_at["resolve"])
+        # Alarms held for a catch-up wake the loop at the catch-up's next try, not at once.
+        holding = "catch_up" in self._retry_at
+        if holding:
+            candidates.append(self._retry_at["catch_up"])
+        now = workflow.now()
         for clock in self._clocks.values():
             alarm = clock.next_alarm()
-            if alarm is not None:
+            if alarm is not None and not (holding and alarm.at <= now):
                 candidates.append(alarm.at)
         deadline = self._auto_close_deadline()
         if deadline is not None:
@@ -738,6 +907,7 @@ class RequestLifecycleWorkflow:
                 events_seen=self._events_seen,
                 last_event_id=self._last_event_id,
                 version=self._version,
+                awaited_event_ids=sorted(self._awaited),
                 sla=SlaCarry(
                     policy=self._policy,
                     policy_priority=self._policy_priority,

@@ -11,6 +11,7 @@ from services.intake.api import internal_router, router
 from services.intake.assignment.api import assignment_router, queues_router
 from services.intake.comments.api import router as comments_router
 from services.intake.initiatives.api import router as initiatives_router
+from services.intake.lifecycle_events.api import router as lifecycle_events_router
 from services.intake.mo_suggestions.api import internal_router as mo_suggestions_internal_router
 from services.intake.mo_suggestions.api import router as mo_suggestions_router
 from services.intake.models import OutboxEvent
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             initiatives_router,
             stats_router,
             mo_suggestions_internal_router,
+            lifecycle_events_router,
         ],
         outbox_model=OutboxEvent,
         settings=settings,

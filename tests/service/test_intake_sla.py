@@ -98,6 +98,7 @@ async def running_intake(
                         fake.publish_sla_event,
                         real.record_sla,
                         real.auto_close_request,
+                        real.fetch_request_events,
                     ],
                 )
             )

@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 
 from riskdesk.temporal_server import dev_server_command, free_port, wait_for_port
 from services.common.temporal import connect_temporal
+from workflows.catch_up_contracts import FetchedRequestEvents, FetchRequestEventsInput
 from workflows.contracts import (
     REQUEST_EVENT_SIGNAL,
     AutoCloseRequestInput,
@@ -84,6 +85,7 @@ class FakeServices:
     events: list[Captured] = field(default_factory=list)
     records: list[RecordSlaInput] = field(default_factory=list)
     closes: list[Captured] = field(default_factory=list)
+    catch_ups: list[FetchRequestEventsInput] = field(default_factory=list)
 
     @activity.defn(name="resolve_sla_policy")
     async def resolve_sla_policy(self, input: ResolveSlaPolicyInput) -> SlaPolicy:
@@ -103,12 +105,20 @@ class FakeServices:
         self.closes.append(Captured(input, datetime.now(UTC)))
         return 200
 
+    @activity.defn(name="fetch_request_events")
+    async def fetch_request_events(self, input: FetchRequestEventsInput) -> FetchedRequestEvents:
+        # The catch-up before a breach: these tests signal every event themselves, so the stand-in
+        # intake holds none the workflow has not seen.
+        self.catch_ups.append(input)
+        return FetchedRequestEvents([])
+
     def activities(self) -> list[Callable[..., Awaitable[Any]]]:
         return [
             self.resolve_sla_policy,
             self.publish_sla_event,
             self.record_sla,
             self.auto_close_request,
+            self.fetch_request_events,
         ]
 
     def of_type(self, kind: str) -> list[PublishSlaEventInput]:

@@ -17,10 +17,26 @@ from workflows.request_lifecycle import RequestLifecycleWorkflow
 from workflows.sandbox import workflow_runner
 
 HISTORY = Path(__file__).parent / "histories" / "request_lifecycle_before_sla.json"
+# A request (filed, triaged, resolution warning and breach, rejected) run by the workflow as it was
+# before the catch-up from intake before a breach: today's code must replay its breach unchanged.
+BREACH_HISTORY = (
+    Path(__file__).parent / "histories" / "request_lifecycle_breach_before_catch_up.json"
+)
 
 
 async def test_a_history_from_before_the_sla_clocks_replays() -> None:
     history = WorkflowHistory.from_json("request-77", HISTORY.read_text())
+    replayer = Replayer(
+        workflows=[RequestLifecycleWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+async def test_a_breach_from_before_the_catch_up_replays() -> None:
+    history = WorkflowHistory.from_json("request-78", BREACH_HISTORY.read_text())
     replayer = Replayer(
         workflows=[RequestLifecycleWorkflow],
         data_converter=pydantic_data_converter,
