@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from services.common.identity import IDENTITY_HEADER, Identity, Role, sign_identity
 from services.common.logging import REQUEST_ID_HEADER
 from services.common.settings import ServiceName, Settings
+from services.common.tracing import inject_into
 
 WORKER_IDENTITY = Identity(subject="worker", team="risk-mining", role=Role.SYSTEM)
 
@@ -41,6 +42,8 @@ class ServiceApi:
         headers = {IDENTITY_HEADER: token}
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
+        # Inside an activity: the service's server span becomes a child of the activity's span.
+        inject_into(headers)
         return headers
 
     async def call(

@@ -23,6 +23,11 @@ from temporalio.worker import Worker
 from services.common.logging import configure_logging
 from services.common.settings import Settings, get_settings
 from services.common.temporal import connect_temporal
+from services.common.tracing import (
+    configure_tracing,
+    shutdown_tracing,
+    temporal_worker_interceptors,
+)
 from workflows.aging_sweep import (
     AgingActivities,
     AgingSweepWorkflow,
@@ -91,6 +96,8 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         activities=activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         workflow_runner=workflow_runner(),
+        # Tracing on and a client made without it (tests): the worker adds it itself.
+        interceptors=temporal_worker_interceptors(client),
     )
 
 
@@ -162,10 +169,12 @@ def main() -> None:
     """Entry point of `python -m workflows.worker`."""
     settings = get_settings()
     configure_logging(service="worker", level=settings.log_level, json=settings.log_json)
+    configure_tracing(settings, process="worker")
     asyncio.run(run_worker(settings))
     # The worker has shut down gracefully; what is left is interpreter finalisation, during which
     # the Temporal core's native threads sometimes crash the process (SIGSEGV/SIGABRT, seen in
     # tests), turning a clean stop into a failure exit. Nothing remains to clean up: exit now.
+    shutdown_tracing()  # os._exit skips atexit: flush the last spans first
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

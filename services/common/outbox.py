@@ -27,6 +27,7 @@ from temporalio.client import Client
 from services.common.db import UTCDateTime, utcnow
 from services.common.logging import current_request_id
 from services.common.temporal import TemporalConnector
+from services.common.tracing import continued_from, current_traceparent
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +51,9 @@ class OutboxMixin:
     signal_name: Mapped[str] = mapped_column(String(200))
     signal_args: Mapped[list[Any]] = mapped_column(JSON)
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # The W3C traceparent of the request that wrote the row (tracing on), so the workflow it
+    # starts joins that request's trace (migrations <service>_trace_0001).
+    traceparent: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -95,6 +99,7 @@ def enqueue_signal(
     row.signal_name = signal_name
     row.signal_args = [to_jsonable_python(signal_arg)]
     row.request_id = current_request_id()
+    row.traceparent = current_traceparent()
     row.created_at = row.next_attempt_at = utcnow()
     row.attempts = 0
     session.add(row)
@@ -232,15 +237,17 @@ class OutboxDispatcher:
                 # Runs in its own task (gather), so the binding stays in this task's context.
                 structlog.contextvars.bind_contextvars(request_id=row.request_id)
                 try:
-                    await client.start_workflow(
-                        row.workflow_type,
-                        args=row.start_args,
-                        id=row.workflow_id,
-                        task_queue=row.task_queue,
-                        start_signal=row.signal_name,
-                        start_signal_args=row.signal_args,
-                        rpc_timeout=timedelta(seconds=5),
-                    )
+                    # Tracing on: the signal-with-start span is a child of the writing request's.
+                    with continued_from(row.traceparent):
+                        await client.start_workflow(
+                            row.workflow_type,
+                            args=row.start_args,
+                            id=row.workflow_id,
+                            task_queue=row.task_queue,
+                            start_signal=row.signal_name,
+                            start_signal_args=row.signal_args,
+                            rpc_timeout=timedelta(seconds=5),
+                        )
                 except Exception as exc:
                     self._defer(row, repr(exc))
                     log.warning(

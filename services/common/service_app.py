@@ -36,6 +36,7 @@ from services.common.metrics import (
 from services.common.outbox import OutboxDispatcher, OutboxMixin, outbox_backlog
 from services.common.settings import ServiceName, Settings, get_settings
 from services.common.temporal import TemporalConnector
+from services.common.tracing import RequestIdSpanMiddleware, configure_tracing, fastapi_telemetry
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +134,7 @@ def create_service_app(
 ) -> FastAPI:
     """A FastAPI app for one domain service with the shared kernel wired in."""
     resolved = settings or get_settings()
+    tracing = configure_tracing(resolved, process=service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,13 +173,22 @@ def create_service_app(
             await engine.dispose()
             log.info("service_stopped", service=service)
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=fastapi_telemetry(tracing),
+    )
     install_problem_handlers(app)
     metrics = AppMetrics(service=service)
     app.state.metrics = metrics
     app.add_middleware(IdentityMiddleware, secret_provider=lambda: resolved.identity_secret)
     # Inside RequestIdMiddleware, outside the identity check: refused calls are timed too.
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    if tracing:
+        # FastAPI's own server span gets the request id (RequestIdMiddleware binds it first).
+        app.add_middleware(RequestIdSpanMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in routers:
         app.include_router(router)

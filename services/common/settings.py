@@ -144,6 +144,19 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    # Tracing (services/common/tracing.py): off by default; off costs a flag check, nothing more.
+    otel_enabled: bool = False
+    otel_exporter: Literal["otlp", "console", "none"] = Field(
+        default="otlp",
+        description="Where spans go: OTLP over HTTP/protobuf, stdout, or nowhere (propagation only).",
+    )
+    otel_endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        description="The OTLP/HTTP traces endpoint (a collector, Jaeger, Tempo...).",
+    )
+    otel_service_name: str | None = Field(
+        default=None, description="The resource's service.name; riskdesk-<process> when unset."
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Self:

@@ -12,6 +12,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
+from services.common.tracing import temporal_client_interceptors
+
 
 async def connect_temporal(
     address: str, namespace: str, *, runtime: Runtime | None = None
@@ -19,9 +21,14 @@ async def connect_temporal(
     """Connect to Temporal with the data converter every riskdesk process uses.
 
     `runtime` carries telemetry (the worker's Prometheus exporter); None is the SDK's default.
+    With tracing on, the client (and any worker made with it) carries the tracing interceptor.
     """
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter, runtime=runtime
+        address,
+        namespace=namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+        interceptors=temporal_client_interceptors(),
     )
 
 

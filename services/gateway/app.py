@@ -25,6 +25,7 @@ from services.common.outbox import OutboxDispatcher
 from services.common.secret_box import SecretBox
 from services.common.settings import Settings, get_settings
 from services.common.temporal import TemporalConnector
+from services.common.tracing import RequestIdSpanMiddleware, configure_tracing, fastapi_telemetry
 from services.gateway.aging.api import router as aging_router
 from services.gateway.auth import KeyAuthenticator, parse_rate_limit
 from services.gateway.calendars.api import internal_router as calendars_internal_router
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     resolved = settings or get_settings()
     parse_rate_limit(resolved.rate_limit)  # a bad limit fails here, not on the first call
     SecretBox.from_settings(resolved)  # so does production without RISKDESK_SECRETS_KEY
+    tracing = configure_tracing(resolved, process="gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,12 +117,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         # A redirect to a path the catch-all then refuses helps nobody: unknown paths are 404s.
         redirect_slashes=False,
+        telemetry=fastapi_telemetry(tracing),
     )
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _on_unauthorized)
     metrics = AppMetrics(service="gateway")
     app.state.metrics = metrics
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics, route_label=_forward_route_label)
+    if tracing:
+        # FastAPI's own server span gets the request id (RequestIdMiddleware binds it first).
+        app.add_middleware(RequestIdSpanMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(keys_router)

@@ -28,6 +28,7 @@ from services.common.errors import (
 from services.common.identity import IDENTITY_HEADER
 from services.common.logging import current_request_id
 from services.common.settings import Settings
+from services.common.tracing import inject_traceparent, tracing_enabled
 from services.gateway.routing import resolve
 from services.gateway.runtime import GatewayRuntime
 
@@ -197,6 +198,9 @@ async def forward(request: Request) -> Response:
     request_id = current_request_id()
     if request_id is not None:
         headers.append((b"x-request-id", request_id.encode("latin-1")))
+    if tracing_enabled():
+        # The service's server span becomes a child of the gateway's (off: headers unchanged).
+        headers = inject_traceparent(headers)
 
     raw_path: bytes = scope.get("raw_path") or path.encode()
     query: bytes = scope["query_string"]
