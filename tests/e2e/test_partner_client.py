@@ -30,17 +30,20 @@ from riskdesk.client import (
 from riskdesk.temporal_server import free_port
 from tests.e2e.test_stack import RunningStack, launch, stack_environment, stop
 
+# On the embedded default only (`riskdesk up`'s SQLite): each stack start costs a minute, and
+# PostgreSQL under a launched stack is covered by tests/e2e/test_stack.py, tests/faults and
+# tests/security.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 RISKDESK = str(Path(sys.executable).parent / "riskdesk")
 
 
 @pytest.fixture(scope="module")
-def stack(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningStack]:
-    """One `riskdesk up` for every test of this module (on each backend)."""
-    database_url = str(request.getfixturevalue("postgres_url")) if backend == "postgresql" else None
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """One `riskdesk up` for every test of this module, on the embedded default (SQLite): a stack
+    start costs a minute, and a launched stack on PostgreSQL is covered by tests/e2e/test_stack.py,
+    tests/faults and tests/security."""
+    database_url = None
     tmp_path = tmp_path_factory.mktemp("partner-client")
     running = launch(stack_environment(tmp_path, database_url), tmp_path / "up.log")
     try:

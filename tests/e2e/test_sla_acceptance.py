@@ -48,7 +48,14 @@ from tests.e2e.test_stack import (  # noqa: F401 (database_url is a fixture)
     stop,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+# On the embedded default only (`riskdesk up`'s SQLite): each stack start costs a minute, and
+# PostgreSQL under a launched stack is covered by tests/e2e/test_stack.py, tests/faults and
+# tests/security.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(300),
+    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
+]
 
 FIRST_RESPONSE = timedelta(seconds=20)
 RESOLUTION = timedelta(seconds=40)

@@ -34,7 +34,7 @@ from workflows.search_attributes import REQUEST_STATUS
 
 # Generous: after an outage the worker catches up on every timer and signal at once, and a
 # machine shared with other work may run its workflow tasks slowly.
-CONSISTENT_WITHIN = 150.0
+CONSISTENT_WITHIN = 240.0
 HEALTHY_RUN_STATUSES = frozenset({"RUNNING", "COMPLETED", "CONTINUED_AS_NEW"})
 
 

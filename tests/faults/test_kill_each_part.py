@@ -22,7 +22,7 @@ from tests.faults.conftest import FIRST_RESPONSE_SECONDS, Faults
 from tests.faults.load import LoadGenerator
 from tests.faults.stack import SERVICES
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(480)
 
 # Killed in this order (a group at once); each stays down DOWN_SECONDS, and the load runs
 # UP_SECONDS with everything up between kills. Nothing in the load calls escalation or sop: they

@@ -34,7 +34,7 @@ from tests.faults.load import LoadGenerator
 from tests.faults.stack import SERVICES
 
 OUTAGE_SECONDS = float(os.environ.get("RISKDESK_FAULTS_TEMPORAL_OUTAGE_SECONDS", "20"))
-pytestmark = pytest.mark.timeout(240 + 2 * OUTAGE_SECONDS)
+pytestmark = pytest.mark.timeout(420 + 2 * OUTAGE_SECONDS)
 
 
 def outbox_gauges(metrics_text: str, service: str) -> tuple[float, float]:
