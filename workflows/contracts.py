@@ -434,6 +434,9 @@ class EscalationWorkflowState:
 RULE_DEPRECATION_WORKFLOW = "RuleDeprecationWorkflow"
 RULE_DEPRECATION_SIGNAL = "deprecation_proposed"
 RULE_DEPRECATION_DECIDE_UPDATE = "decide"
+# The decide validator's error type while the workflow is a task behind the service's record
+# of the monitoring check; the service retries the decision briefly on it.
+RULE_DEPRECATION_NOT_CAUGHT_UP = "NotCaughtUp"
 RULE_DEPRECATION_STATE_QUERY = "state"
 
 

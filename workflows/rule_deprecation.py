@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
 
     from workflows.contracts import (
         RULE_DEPRECATION_DECIDE_UPDATE,
+        RULE_DEPRECATION_NOT_CAUGHT_UP,
         RULE_DEPRECATION_SIGNAL,
         RULE_DEPRECATION_STATE_QUERY,
         RULE_DEPRECATION_WORKFLOW,
@@ -203,6 +204,13 @@ class RuleDeprecationWorkflow:
         if decision.deprecation_id != self._input.deprecation_id:
             raise ApplicationError(
                 f"Deprecation {decision.deprecation_id} is not the one running.", type="Conflict"
+            )
+        if self._stage == "monitoring" and self._decision is None:
+            # The check activity records `awaiting_approval` in the service before this workflow
+            # sees its result: the service was right, the workflow is a task behind (it retries).
+            raise ApplicationError(
+                "The deprecation workflow has not caught up with its monitoring check yet.",
+                type=RULE_DEPRECATION_NOT_CAUGHT_UP,
             )
         if self._stage != "awaiting_approval" or self._decision is not None:
             raise ApplicationError(

@@ -521,6 +521,7 @@ INTERNAL_ROUTES: dict[ServiceName, frozenset[tuple[str, str]]] = {
     "intake": frozenset(
         {
             ("PUT", "/internal/requests/{request_id}/sla"),
+            ("GET", "/internal/requests/{request_id}/lifecycle-events"),
             ("GET", "/internal/requests/{request_id}/mo-matching"),
             ("PUT", "/internal/mo-catalog"),
             ("PUT", "/internal/requests/{request_id}/embedding"),

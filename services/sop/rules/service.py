@@ -90,6 +90,7 @@ from services.sop.rules.schemas import (
 )
 from workflows.contracts import (
     RULE_DEPRECATION_DECIDE_UPDATE,
+    RULE_DEPRECATION_NOT_CAUGHT_UP,
     RULE_DEPRECATION_SIGNAL,
     RULE_DEPRECATION_WORKFLOW,
     RuleDeprecationDecision,
@@ -102,6 +103,8 @@ RULES_PATH = "/api/v1/rules"
 INTERNAL_RULES_PATH = "/internal/rules"
 # Statuses the non-impacting test looks at: a rule already being deprecated is not a candidate.
 CANDIDATE_STATUSES = (RuleStatus.ACTIVE.value, RuleStatus.RETAINED.value)
+# How long a decision waits for the workflow to catch up with the monitoring check it recorded.
+CATCH_UP_SECONDS = 5.0
 OPEN_STAGES = (
     DeprecationStage.PROPOSED.value,
     DeprecationStage.MONITORING.value,
@@ -951,19 +954,33 @@ async def decide_deprecation(
         role=caller.role.value,
         comment=data.comment,
     )
-    try:
-        pending = await handle.start_update(
-            RULE_DEPRECATION_DECIDE_UPDATE,
-            decision,
-            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-            result_type=RuleDeprecationState,
-        )
-    except WorkflowUpdateFailedError as exc:
-        raise _refusal(exc) from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict(f"The deprecation workflow of rule {rule_id} is not running.") from exc
-        raise ServiceUnavailable("Temporal did not take the decision; try again.") from exc
+    # The check activity records `awaiting_approval` here a workflow task before the workflow
+    # itself sees it; its validator says so (NotCaughtUp) and the decision is tried again.
+    catch_up_deadline = asyncio.get_running_loop().time() + CATCH_UP_SECONDS
+    while True:
+        try:
+            pending = await handle.start_update(
+                RULE_DEPRECATION_DECIDE_UPDATE,
+                decision,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=RuleDeprecationState,
+            )
+            break
+        except WorkflowUpdateFailedError as exc:
+            behind = (
+                isinstance(exc.cause, ApplicationError)
+                and exc.cause.type == RULE_DEPRECATION_NOT_CAUGHT_UP
+            )
+            if behind and asyncio.get_running_loop().time() < catch_up_deadline:
+                await asyncio.sleep(0.2)
+                continue
+            raise _refusal(exc) from exc
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise Conflict(
+                    f"The deprecation workflow of rule {rule_id} is not running."
+                ) from exc
+            raise ServiceUnavailable("Temporal did not take the decision; try again.") from exc
     status_code = 200
     try:
         await asyncio.wait_for(pending.result(), timeout=wait_seconds)
